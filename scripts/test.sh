@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The test command: every notebook in nbs/ with nbdev-test (offline; cells flagged slow/gpu are skipped, pass
+# `--flags gpu` to run the GPU cells too; or give one notebook or folder), then pytest on tests/ if that folder exists.
+# Ends with the line "N passed, N failed", counting notebooks and pytest tests.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${VIRTUAL_ENV:-}" ] && [ -f .venv/bin/activate ]; then . .venv/bin/activate; fi
+export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TRANSFORMERS_VERBOSITY=${TRANSFORMERS_VERBOSITY:-error}
+# nbdev-test runs one notebook per core: one thread each keeps torch's threads from fighting over the cores
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+
+# the notebooks nbdev-test will run: all of nbs/, or the notebook or folder given as an argument
+total=$(python - "$@" <<'PY'
+import sys
+from pathlib import Path
+from nbdev.config import get_config
+from nbdev.doclinks import nbglob
+paths = [a for a in sys.argv[1:] if Path(a).exists()]
+p = Path(paths[0]) if paths else get_config().nbs_path
+print(1 if p.is_file() else len(nbglob(p, as_path=True)))
+PY
+)
+echo "nbdev-test: $total notebooks"
+start=$SECONDS
+nbdev-test --timing "$@" 2> >(tee "$tmp/err" >&2)
+rc=$?
+wait
+if [ $rc -eq 0 ]; then nb_failed=0
+else
+  # nbdev-test lists the failed notebooks, one per tab-indented line, after its "Failed On" header
+  nb_failed=$(awk '/nbdev Tests Failed On/{f=1; next} f && /^\t/{n++} END{print n+0}' "$tmp/err")
+  [ "$nb_failed" -gt 0 ] || nb_failed=$total
+fi
+echo "notebooks: $((total-nb_failed)) passed, $nb_failed failed in $((SECONDS-start)) s"
+passed=$((total-nb_failed)); failed=$nb_failed
+
+if [ -d tests ]; then
+  python -m pytest tests -q -p no:cacheprovider | tee "$tmp/pytest"
+  prc=${PIPESTATUS[0]}
+  summary=$(tail -n 1 "$tmp/pytest")   # e.g. "1 failed, 12 passed, 1 error in 3.2s"
+  p=$(grep -oE '[0-9]+ passed' <<<"$summary" | awk '{s+=$1} END{print s+0}')
+  f=$(grep -oE '[0-9]+ (failed|errors?)' <<<"$summary" | awk '{s+=$1} END{print s+0}')
+  # pytest's 5 means no tests were collected; any other non-zero exit with nothing counted is one failure
+  if [ $prc -ne 0 ] && [ $prc -ne 5 ] && [ "$f" -eq 0 ]; then f=1; fi
+  passed=$((passed+p)); failed=$((failed+f))
+fi
+
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]
