@@ -8,7 +8,7 @@ Docs: https://diffedit.github.io/diffedit/interpolate.html.md"""
 __all__ = ['KINDS', 'INITS', 'lerp', 'slerp', 'interpolate_embeddings', 'interpolate_frames', 'save_gif', 'show_gif', 'has_mp4',
            'save_mp4', 'frame_stats']
 
-# %% ../nbs/07_interpolate.ipynb #cd552156
+# %% ../nbs/07_interpolate.ipynb #6687ac8f
 import base64
 from pathlib import Path
 from .core import (check_prompts, check_fraction, text_embeddings, image_to_latents, latents_to_image,
@@ -18,7 +18,7 @@ from PIL import Image
 from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
-# %% ../nbs/07_interpolate.ipynb #86d50f47
+# %% ../nbs/07_interpolate.ipynb #3ff1be06
 def _weights(w, a):
     "`w` shaped to broadcast over `a`: a number keeps `a`'s shape, n weights give (n, *a.shape)."
     w = torch.as_tensor(w, dtype=a.dtype, device=a.device)
@@ -33,7 +33,7 @@ def lerp(a, b, w):
     _check_pair(a, b)
     return a + _weights(w, a)*(b-a)
 
-# %% ../nbs/07_interpolate.ipynb #5c7fe573
+# %% ../nbs/07_interpolate.ipynb #e5f0023a
 def slerp(a, b, w, dim=-1, eps=1e-6):
     "Spherical interpolation from `a` to `b` of each vector along `dim` (per token by default; `dim=None`: the whole tensor as one vector)."
     _check_pair(a, b); w = _weights(w, a)
@@ -45,7 +45,7 @@ def slerp(a, b, w, dim=-1, eps=1e-6):
     cb = torch.where(far, torch.sin(w*th) / s.clamp_min(eps), w)
     return ca*a + cb*b
 
-# %% ../nbs/07_interpolate.ipynb #3a250915
+# %% ../nbs/07_interpolate.ipynb #bd132937
 KINDS = dict(lerp=lerp, slerp=slerp)
 
 def interpolate_embeddings(embs, frames=8, kind='slerp'):
@@ -57,7 +57,7 @@ def interpolate_embeddings(embs, frames=8, kind='slerp'):
     w = torch.linspace(0, 1, frames)
     return [KINDS[kind](embs[i], embs[i+1], w if i == 0 else w[1:]) for i in range(len(embs)-1)]
 
-# %% ../nbs/07_interpolate.ipynb #0b071e75
+# %% ../nbs/07_interpolate.ipynb #02594e92
 INITS = ('txt2img', 'reference', 'chained')
 
 def _timesteps(pipe, steps, strength=1.):
@@ -96,7 +96,7 @@ def interpolate_frames(pipe, prompts, frames=8, kind='slerp', init='reference', 
     bar.close()
     return out
 
-# %% ../nbs/07_interpolate.ipynb #428ec976
+# %% ../nbs/07_interpolate.ipynb #dcdc670a
 def _frames(frames, scale=1):
     frames = [to_rgb(f) for f in frames]
     if not frames: raise ValueError("No frames to save.")
@@ -137,7 +137,7 @@ def save_mp4(frames, path, fps=8, scale=1, quality=8):
     writer.close()
     return path
 
-# %% ../nbs/07_interpolate.ipynb #c6d502c2
+# %% ../nbs/07_interpolate.ipynb #069c0cec
 def frame_stats(frames, edges=False):
     "Frame-to-frame mean absolute difference (N-1,) and drift from the first frame (N,), in [0, 1] pixel units (of edge maps with `edges`)."
     x = np.stack([np.asarray(to_rgb(f), dtype=np.float32)/255 for f in frames])     # (N, H, W, 3)
