@@ -8,14 +8,14 @@ Docs: https://diffedit.github.io/diffedit/guidance.html.md"""
 __all__ = ['GUIDES', 'SCHEDULES', 'norm', 'std', 'cfg', 'rescale_pred', 'rescale_update', 'rescale_both', 'rescale_std',
            'record_norms', 'linear_decay', 'cosine_decay', 'constant']
 
-# %% ../nbs/01_guidance.ipynb #06c8705f
+# %% ../nbs/01_guidance.ipynb #1516370e
 import math
 import torch
 from .core import constant
 
 _all_ = ['constant']
 
-# %% ../nbs/01_guidance.ipynb #cb5c49d1
+# %% ../nbs/01_guidance.ipynb #9c9f7f91
 def norm(x, keepdim=False):
     "Per-sample L2 norm over all dimensions but the first: (B,), or (B, 1, 1, 1) with `keepdim` to divide a batch by."
     if not isinstance(x, torch.Tensor): raise TypeError(f"norm takes a torch.Tensor, got {type(x).__name__}")
@@ -29,30 +29,30 @@ def std(x, keepdim=False):
     s = x.flatten(1).float().std(dim=1).to(x.dtype)
     return s.view(-1, *[1]*(x.ndim-1)) if keepdim else s
 
-# %% ../nbs/01_guidance.ipynb #567eca95
+# %% ../nbs/01_guidance.ipynb #a1ffe4ac
 def cfg(u, t, g):
     "Classifier-free guidance: `u + g*(t-u)`."
     return u + g*(t-u)                                              # (B, C, H, W)
 
-# %% ../nbs/01_guidance.ipynb #f27e7868
+# %% ../nbs/01_guidance.ipynb #5231c33e
 def rescale_pred(u, t, g):
     "(a) CFG, rescaled per sample to the norm of `u`: `pred * ||u|| / ||pred||`."
     pred = cfg(u, t, g)
     return pred * norm(u, True) / norm(pred, True).clamp_min(torch.finfo(pred.dtype).tiny)
 
-# %% ../nbs/01_guidance.ipynb #91da6d77
+# %% ../nbs/01_guidance.ipynb #a882ae45
 def rescale_update(u, t, g):
     "(b) Guidance whose update along `t-u` has norm `g*||u||`: `u + g*(t-u) * ||u|| / ||t-u||`."
     d = t - u                                                       # (B, C, H, W)
     return u + g * d * norm(u, True) / norm(d, True).clamp_min(torch.finfo(d.dtype).tiny)
 
-# %% ../nbs/01_guidance.ipynb #fea7caad
+# %% ../nbs/01_guidance.ipynb #83309b1e
 def rescale_both(u, t, g):
     "(c) `rescale_update`, then the result rescaled per sample to the norm of `u`."
     pred = rescale_update(u, t, g)
     return pred * norm(u, True) / norm(pred, True).clamp_min(torch.finfo(pred.dtype).tiny)
 
-# %% ../nbs/01_guidance.ipynb #a61055e7
+# %% ../nbs/01_guidance.ipynb #db475752
 def rescale_std(u, t, g, phi=0.7):
     "CFG rescaled per sample to the std of `t`, blended with plain CFG by `phi` (diffusers' `guidance_rescale`, arXiv 2305.08891 eqs. 15-16)."
     if not 0 <= phi <= 1: raise ValueError(f"phi (diffusers' guidance_rescale) blends the rescaled and the plain prediction: it must be in [0, 1], got {phi!r}")
@@ -60,10 +60,10 @@ def rescale_std(u, t, g, phi=0.7):
     rescaled = pred * std(t, True) / std(pred, True).clamp_min(torch.finfo(pred.dtype).tiny)   # eq. 15
     return phi*rescaled + (1-phi)*pred                                                          # eq. 16
 
-# %% ../nbs/01_guidance.ipynb #6cbabbaf
+# %% ../nbs/01_guidance.ipynb #ea1b3d44
 GUIDES = dict(cfg=cfg, rescale_pred=rescale_pred, rescale_update=rescale_update, rescale_both=rescale_both, rescale_std=rescale_std)
 
-# %% ../nbs/01_guidance.ipynb #db54faef
+# %% ../nbs/01_guidance.ipynb #fc93bf96
 def record_norms(guide=cfg):
     "`guide` that also appends, at each call, g and the per-sample norms of u, t, t-u and pred (each (B,)) to its `.log`."
     log = []
@@ -74,7 +74,7 @@ def record_norms(guide=cfg):
     f.log = log
     return f
 
-# %% ../nbs/01_guidance.ipynb #c385fd96
+# %% ../nbs/01_guidance.ipynb #f1740b99
 def _check_schedule_args(g_end, start):
     if not isinstance(g_end, (int, float)): raise TypeError(f"g_end is the guidance scale at the last step, a number (0: unconditional, 1: conditional), got {g_end!r}")
     if not isinstance(start, (int, float)) or not 0 <= start < 1: raise ValueError(f"start is the step fraction where the decay begins: it must be in [0, 1), got {start!r}")
