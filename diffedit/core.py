@@ -6,7 +6,8 @@ Docs: https://diffedit.github.io/diffedit/core.html.md"""
 
 # %% auto #0
 __all__ = ['embedded_model', 'quiet', 'load_pipe', 'check_prompts', 'text_embeddings', 'vae_factor', 'to_rgb', 'image_to_latents',
-           'latents_to_image', 'image_grid', 'cfg_pred', 'constant', 'denoise', 'sample', 'check_fraction', 'img2img']
+           'latents_to_image', 'image_grid', 'cfg_pred', 'constant', 'denoise', 'sample', 'check_fraction',
+           'strength_timesteps', 'img2img']
 
 # %% ../nbs/00_core.ipynb #f8b3e786
 import os, warnings
@@ -161,14 +162,17 @@ def check_fraction(name, v):
     if not isinstance(v, (int, float)) or not 0 < v <= 1: raise ValueError(f"{name} must be in (0, 1], got {v!r}")
     return float(v)
 
+def strength_timesteps(pipe, steps, strength=1.):
+    "Fresh timesteps for `steps` steps (stateful schedulers start over), keeping the last `strength` of them (at least one)."
+    sch = pipe.scheduler; sch.set_timesteps(steps, device=pipe.unet.device)
+    return sch.timesteps[steps - max(1, round(steps*strength)):]
+
 def img2img(pipe, image, prompt, strength=0.6, steps=50, guidance_scale=7.5, seed=0, guide=None, schedule=None):
     "Image-to-image: noise `image` to `strength` and denoise it towards `prompt`."
     strength = check_fraction('strength', strength)
     x0 = image_to_latents(pipe, image)
-    sch = pipe.scheduler; sch.set_timesteps(steps, device=x0.device)
-    start = steps - max(1, round(steps*strength))
-    ts = sch.timesteps[start:]
+    ts = strength_timesteps(pipe, steps, strength)
     noise = randn_tensor(x0.shape, generator=torch.Generator().manual_seed(seed), device=x0.device, dtype=x0.dtype)
-    x = sch.add_noise(x0, noise, ts[:1])
+    x = pipe.scheduler.add_noise(x0, noise, ts[:1])
     cond = text_embeddings(pipe, prompt); uncond = text_embeddings(pipe, "")
     return latents_to_image(pipe, denoise(pipe, x, cond, uncond, guidance_scale, ts, guide, schedule))[0]

@@ -10,7 +10,8 @@ __all__ = ['Encoded', 'ddim_encode', 'reconstruct']
 # %% ../nbs/04_encode.ipynb #0f95734f
 from dataclasses import dataclass
 import torch
-from .core import image_to_latents, text_embeddings, check_fraction, cfg_pred, denoise
+from .core import image_to_latents, text_embeddings, check_fraction, cfg_pred, denoise, strength_timesteps
+from .paper import ddim_step
 
 # %% ../nbs/04_encode.ipynb #81136582
 @dataclass
@@ -30,8 +31,7 @@ def ddim_encode(pipe, image=None, r=0.7, steps=50, prompt="", guidance_scale=1.,
     if latents is None and image is None: raise ValueError("Give an image (or clean latents) to encode.")
     x = image_to_latents(pipe, image) if latents is None else latents
     x0 = x.clone()
-    sch = pipe.scheduler; sch.set_timesteps(steps, device=x.device)
-    k = max(1, round(r*steps)); ts = sch.timesteps[steps-k:]               # the k least noisy timesteps, descending
+    sch = pipe.scheduler; ts = strength_timesteps(pipe, steps, r)         # the least noisy r of the timesteps, descending
     acp = sch.alphas_cumprod.to(x.device, torch.float32)
     cond = text_embeddings(pipe, prompt).expand(len(x), -1, -1)
     uncond = text_embeddings(pipe, "").expand(len(x), -1, -1) if guidance_scale != 1 else None
@@ -41,8 +41,7 @@ def ddim_encode(pipe, image=None, r=0.7, steps=50, prompt="", guidance_scale=1.,
         if uncond is None: eps = pipe.unet(x, t, encoder_hidden_states=cond).sample
         else: eps = cfg_pred(*pipe.unet(torch.cat([x, x]), t, encoder_hidden_states=torch.cat([uncond, cond])).sample.chunk(2), guidance_scale)
         a_t = acp[t]
-        x0_pred = (x - (1-a_prev).sqrt()*eps)/a_prev.sqrt()                 # eq. 12 of DDIM, read upwards
-        x = (a_t.sqrt()*x0_pred + (1-a_t).sqrt()*eps).to(x0.dtype)
+        x = ddim_step(x.float(), eps.float(), a_prev, a_t).to(x0.dtype)      # eq. 12 of DDIM, read upwards
         out.append(x); a_prev = a_t
     return Encoded(x0, out[::-1], ts, steps)
 

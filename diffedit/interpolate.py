@@ -12,7 +12,7 @@ __all__ = ['KINDS', 'INITS', 'lerp', 'slerp', 'interpolate_embeddings', 'interpo
 import base64
 from pathlib import Path
 from .core import (check_prompts, check_fraction, text_embeddings, image_to_latents, latents_to_image,
-                           denoise, sample, to_rgb)
+                           denoise, sample, to_rgb, strength_timesteps)
 import numpy as np, torch
 from PIL import Image
 from diffusers.utils.torch_utils import randn_tensor
@@ -60,10 +60,6 @@ def interpolate_embeddings(embs, frames=8, kind='slerp'):
 # %% ../nbs/07_interpolate.ipynb #02594e92
 INITS = ('txt2img', 'reference', 'chained')
 
-def _timesteps(pipe, steps, strength=1.):
-    "Fresh timesteps (stateful schedulers start over), from the step where `strength` of them are left."
-    sch = pipe.scheduler; sch.set_timesteps(steps, device=pipe.unet.device)
-    return sch.timesteps[steps - max(1, round(steps*strength)):]
 
 @torch.no_grad()
 def interpolate_frames(pipe, prompts, frames=8, kind='slerp', init='reference', image=None, strength=0.6, steps=50,
@@ -78,9 +74,9 @@ def interpolate_frames(pipe, prompts, frames=8, kind='slerp', init='reference', 
     def noise(shape): return randn_tensor(shape, generator=torch.Generator().manual_seed(seed), device=uncond.device, dtype=uncond.dtype)
     def start(im):    # as img2img starts: the image's latents noised to the first kept timestep, with the seeded noise
         x0 = image_to_latents(pipe, im)                                              # (1, 4, h, w)
-        return pipe.scheduler.add_noise(x0, noise(x0.shape), _timesteps(pipe, steps, strength)[:1])
+        return pipe.scheduler.add_noise(x0, noise(x0.shape), strength_timesteps(pipe, steps, strength)[:1])
     if init == 'txt2img':
-        s = pipe.unet.config.sample_size; _timesteps(pipe, steps)
+        s = pipe.unet.config.sample_size; strength_timesteps(pipe, steps)
         x = noise((1, pipe.unet.config.in_channels, s, s)) * pipe.scheduler.init_noise_sigma   # as `sample` starts
     else:
         if image is None: image = sample(pipe, prompts[0], steps, guidance_scale, seed, negative_prompt, guide, schedule)[0]
@@ -90,7 +86,7 @@ def interpolate_frames(pipe, prompts, frames=8, kind='slerp', init='reference', 
         for i in range(0, len(c), batch_size):
             cb = c[i:i+batch_size]                                                   # (b, L, D)
             lat = denoise(pipe, x.expand(len(cb), -1, -1, -1), cb, uncond, guidance_scale,
-                          _timesteps(pipe, steps, strength), guide, schedule)
+                          strength_timesteps(pipe, steps, strength), guide, schedule)
             out += latents_to_image(pipe, lat); bar.update(len(cb))
         if init == 'chained': x = start(out[-1])                                     # the next segment starts from this one's last frame
     bar.close()
