@@ -148,15 +148,15 @@ def _save(path, res):
     Path(path).write_text(json.dumps(res, indent=0))
 
 def full_run(path='bench/results/eval_full.json', n=200, sweep_n=10, rs=(0.3, 0.5, 0.7, 0.85, 1.0), variant_n=20, bs=16, threads=1,
-             stages=('main', 'mask_rules', 'sweep', 'variants'), methods=('ours', 'diffusers', 'diffusers matched'), log=print):
-    "Run the whole evaluation and write its rows as JSON to `path`, stage after stage."
+             stages=('main', 'mask_rules', 'sweep', 'variants'), methods=('ours', 'diffusers', 'diffusers matched'), clip=0.99, log=print):
+    "Run the whole evaluation and write its rows as JSON to `path`, stage after stage (`clip`: our mask's quantile clip)."
     if threads: torch.set_num_threads(threads)
     pipe = load_pipe(); dpipe = diffusers_diffedit_pipe(pipe)
     clf = load_classifier(Path(diffedit.__file__).parent/'models'/'classifier'/'model.safetensors')
     edits = edit_set(n)
     res = dict(meta=dict(n=n, bs=bs, threads=torch.get_num_threads(), steps=50, torch=torch.__version__,
-                         date=time.strftime('%Y-%m-%d'), cpu=os.cpu_count()), main=[], mask_rules=[], sweep=[], variants=[])
-    methods = [m for m in [('ours', 0.7, lambda es, r, **k: run_ours(pipe, es, r=r, bs=bs, **k)),
+                         date=time.strftime('%Y-%m-%d'), cpu=os.cpu_count(), clip=clip), main=[], mask_rules=[], sweep=[], variants=[])
+    methods = [m for m in [('ours', 0.7, lambda es, r, **k: run_ours(pipe, es, r=r, bs=bs, clip=clip, **k)),
                ('diffusers', 0.8, lambda es, r, **k: run_diffusers(dpipe, es, r=r, bs=bs, **k)),
                ('diffusers matched', 0.7, lambda es, r, **k: run_diffusers(dpipe, es, r=r, matched=True, bs=bs, **k))] if m[0] in methods]
     masks = {}
@@ -248,11 +248,12 @@ def main(argv=None):
     p.add_argument('--methods', default='ours,diffusers,diffusers matched', help='comma-separated methods of --full')
     p.add_argument('--sweep-n', type=int, default=10); p.add_argument('--variant-n', type=int, default=20)
     p.add_argument('--bs', type=int, default=16); p.add_argument('--threads', type=int, default=1)
+    p.add_argument('--clip', type=float, default=0.99, help="our mask's quantile clip in --full (1: none)")
     p.add_argument('--edits', type=int, default=4, help='timed edits per method')
     a = p.parse_args(argv)
     warnings.filterwarnings('ignore')
     if a.bench_one: print(json.dumps(bench_one(a.bench_one, a.threads)))
-    elif a.full: full_run(a.out, n=a.n, sweep_n=a.sweep_n, variant_n=a.variant_n, bs=a.bs, threads=a.threads, stages=a.stages.split(','), methods=a.methods.split(','))
+    elif a.full: full_run(a.out, n=a.n, sweep_n=a.sweep_n, variant_n=a.variant_n, bs=a.bs, threads=a.threads, stages=a.stages.split(','), methods=a.methods.split(','), clip=a.clip)
     elif a.bench:
         print(f"CPU benchmark: {a.edits} edits per method, taking turns, 50 steps, {a.threads} thread(s), {os.cpu_count()} CPUs")
         df = bench(k=a.edits, threads=a.threads)

@@ -4,13 +4,13 @@
 nbdev prepares the pages as it does for Quarto (`nbdev-proc-nbs`: front matter from each notebook's title, hidden cells
 removed, `show_doc` rendered, backticked names linked); pandoc (the `pypandoc-binary` wheel, part of the `dev` extra)
 renders each prepared notebook to HTML with the sidebar from `nbs/sidebar.yml`, and writes the figures beside it.
-Where Quarto is installed, `nbdev-docs` builds the usual nbdev site instead; `.github/workflows/deploy.yaml` does that.
+`.github/workflows/deploy.yaml` publishes this build; `tests/test_docs.py` checks it.
 
     python scripts/docs.py            # build _docs/ (about a minute on a CPU)
     python -m http.server -d _docs    # and look at it on http://localhost:8000
     python scripts/docs.py --readme   # README.md from nbs/index.ipynb
 """
-import argparse, base64, html, json, re, shutil, subprocess, sys
+import argparse, base64, html, json, os, re, shutil, subprocess, sys
 from pathlib import Path
 import yaml
 
@@ -29,7 +29,6 @@ def pandoc():
 
 def prepare(root, n_workers=2):
     "What `nbdev-proc-nbs` does, without its attempt to download and install Quarto: the prepared notebooks in `_proc/`."
-    import os
     from nbdev.quarto import refresh_quarto_yml
     from nbdev.serve import proc_nbs
     cwd = os.getcwd(); os.chdir(root)            # nbdev reads its settings from the project in the working directory
