@@ -148,15 +148,15 @@ def _save(path, res):
     Path(path).write_text(json.dumps(res, indent=0))
 
 def full_run(path='bench/results/eval_full.json', n=200, sweep_n=10, rs=(0.3, 0.5, 0.7, 0.85, 1.0), variant_n=20, bs=16, threads=1,
-             stages=('main', 'mask_rules', 'sweep', 'variants'), methods=('ours', 'diffusers', 'diffusers matched'), clip=0.99, log=print):
-    "Run the whole evaluation and write its rows as JSON to `path`, stage after stage (`clip`: our mask's quantile clip)."
+             stages=('main', 'mask_rules', 'sweep', 'variants'), methods=('ours', 'diffusers', 'diffusers matched'), r=0.7, clip=0.99, threshold=0.5, log=print):
+    "Run the whole evaluation and write its rows as JSON to `path`, stage after stage (`r`, `clip`, `threshold`: ours in the main run)."
     if threads: torch.set_num_threads(threads)
     pipe = load_pipe(); dpipe = diffusers_diffedit_pipe(pipe)
     clf = load_classifier(Path(diffedit.__file__).parent/'models'/'classifier'/'model.safetensors')
     edits = edit_set(n)
     res = dict(meta=dict(n=n, bs=bs, threads=torch.get_num_threads(), steps=50, torch=torch.__version__,
-                         date=time.strftime('%Y-%m-%d'), cpu=os.cpu_count(), clip=clip), main=[], mask_rules=[], sweep=[], variants=[])
-    methods = [m for m in [('ours', 0.7, lambda es, r, **k: run_ours(pipe, es, r=r, bs=bs, clip=clip, **k)),
+                         date=time.strftime('%Y-%m-%d'), cpu=os.cpu_count(), r=r, clip=clip, threshold=threshold), main=[], mask_rules=[], sweep=[], variants=[])
+    methods = [m for m in [('ours', r, lambda es, r, **k: run_ours(pipe, es, r=r, bs=bs, clip=clip, threshold=threshold, **k)),
                ('diffusers', 0.8, lambda es, r, **k: run_diffusers(dpipe, es, r=r, bs=bs, **k)),
                ('diffusers matched', 0.7, lambda es, r, **k: run_diffusers(dpipe, es, r=r, matched=True, bs=bs, **k))] if m[0] in methods]
     masks = {}
@@ -187,7 +187,7 @@ def _rss_mb(key):
     try: return int(next(l for l in Path('/proc/self/status').read_text().splitlines() if l.startswith(key)).split()[1])/1024
     except (OSError, StopIteration): return float('nan')
 
-BENCH = {'ours': dict(r=0.7), 'ours r=0.8': dict(r=0.8), 'diffusers': dict(r=0.8), 'diffusers matched': dict(r=0.7, matched=True)}
+BENCH = {'ours': dict(r=0.7), 'ours r=0.5': dict(r=0.5), 'ours r=0.8': dict(r=0.8), 'diffusers': dict(r=0.8), 'diffusers matched': dict(r=0.7, matched=True)}
 
 def _edit_fn(pipe, dpipe, method, steps=50):
     "A function that runs one edit with `method` (a key of `BENCH`)."
@@ -248,12 +248,14 @@ def main(argv=None):
     p.add_argument('--methods', default='ours,diffusers,diffusers matched', help='comma-separated methods of --full')
     p.add_argument('--sweep-n', type=int, default=10); p.add_argument('--variant-n', type=int, default=20)
     p.add_argument('--bs', type=int, default=16); p.add_argument('--threads', type=int, default=1)
+    p.add_argument('--r', type=float, default=0.7, help="our encoding ratio in --full's main run")
     p.add_argument('--clip', type=float, default=0.99, help="our mask's quantile clip in --full (1: none)")
+    p.add_argument('--threshold', type=float, default=0.5, help="our mask's threshold in --full")
     p.add_argument('--edits', type=int, default=4, help='timed edits per method')
     a = p.parse_args(argv)
     warnings.filterwarnings('ignore')
     if a.bench_one: print(json.dumps(bench_one(a.bench_one, a.threads)))
-    elif a.full: full_run(a.out, n=a.n, sweep_n=a.sweep_n, variant_n=a.variant_n, bs=a.bs, threads=a.threads, stages=a.stages.split(','), methods=a.methods.split(','), clip=a.clip)
+    elif a.full: full_run(a.out, n=a.n, sweep_n=a.sweep_n, variant_n=a.variant_n, bs=a.bs, threads=a.threads, stages=a.stages.split(','), methods=a.methods.split(','), r=a.r, clip=a.clip, threshold=a.threshold)
     elif a.bench:
         print(f"CPU benchmark: {a.edits} edits per method, taking turns, 50 steps, {a.threads} thread(s), {os.cpu_count()} CPUs")
         df = bench(k=a.edits, threads=a.threads)
