@@ -3,7 +3,8 @@
 
 nbdev prepares the pages as it does for Quarto (`nbdev-proc-nbs`: front matter from each notebook's title, hidden cells
 removed, `show_doc` rendered, backticked names linked); pandoc (the `pypandoc-binary` wheel, part of the `dev` extra)
-renders each prepared notebook to HTML with the sidebar from `nbs/sidebar.yml`, and writes the figures beside it.
+renders each prepared notebook to HTML with the sidebar from `nbs/sidebar.yml`, and writes the figures beside it;
+`search.json` and `docs.js` give the sidebar a search box over every section.
 `.github/workflows/deploy.yaml` publishes this build; `tests/test_docs.py` checks it.
 
     python scripts/docs.py            # build _docs/ (about a minute on a CPU)
@@ -11,6 +12,7 @@ renders each prepared notebook to HTML with the sidebar from `nbs/sidebar.yml`, 
     python scripts/docs.py --readme   # README.md from nbs/index.ipynb
 """
 import argparse, base64, html, json, os, re, shutil, subprocess, sys
+from html.parser import HTMLParser
 from pathlib import Path
 import yaml
 
@@ -107,7 +109,9 @@ def local_links(md, pages):
 
 def nav_html(entries, titles, pages, current):
     "The sidebar: the pages in `nbs/sidebar.yml` order, grouped under their sections."
-    out, section = ['<nav class="sidebar"><a class="site-title" href="index.html">diffedit</a><ul>'], None
+    out, section = ['<nav class="sidebar"><a class="site-title" href="index.html">diffedit</a>',
+                    '<input id="search" type="search" placeholder="Search" aria-label="Search the documentation" autocomplete="off">',
+                    '<ul id="search-results" hidden></ul><ul>'], None
     for sec, nb in entries:
         if sec != section:
             if section is not None: out.append('</ul></li>')
@@ -139,6 +143,38 @@ def readme(root=ROOT):
     (root/'README.md').write_text('\n\n'.join(out) + '\n')
     return root/'README.md'
 
+class Sections(HTMLParser):
+    "The searchable sections of a built page: each heading in <main> (its id and text) and the text under it."
+    def __init__(self):
+        super().__init__(); self.sections, self._main, self._head, self._skip = [], False, None, 0
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == 'main': self._main = True
+        elif self._main and tag in ('h1', 'h2', 'h3') and a.get('id'):
+            self._head = tag; self.sections.append(dict(id=a['id'], title='', text=''))
+        elif tag in ('script', 'style', 'math'): self._skip += 1
+    def handle_endtag(self, tag):
+        if tag == 'main': self._main = False
+        elif tag == self._head: self._head = None
+        elif tag in ('script', 'style', 'math'): self._skip = max(0, self._skip - 1)
+    def handle_data(self, data):
+        if not self._main or self._skip: return
+        if not self.sections: self.sections.append(dict(id='', title='', text=''))     # text before the first heading
+        self.sections[-1]['title' if self._head else 'text'] += data
+
+def search_index(out, pages, titles):
+    "search.json: one entry per page section (page title, section title, link, the first words of its text)."
+    entries = []
+    for nb, page in pages.items():
+        p = Sections(); p.feed((out/page).read_text())
+        for sec in p.sections:
+            text = ' '.join(sec['text'].split())
+            page_title = titles[nb].replace('`', '')
+            entries.append(dict(page=page_title, title=' '.join(sec['title'].split()) or page_title,
+                                href=page + (f"#{sec['id']}" if sec['id'] else ''), text=text[:600]))
+    (out/'search.json').write_text(json.dumps(entries, ensure_ascii=False))
+    return len(entries)
+
 def build(out=ROOT/'_docs', proc=True):
     nbs, procd = ROOT/'nbs', ROOT/'_proc'
     if proc: prepare(ROOT)
@@ -147,7 +183,7 @@ def build(out=ROOT/'_docs', proc=True):
     if missing: sys.exit(f"nbs/sidebar.yml lists notebooks that nbdev-proc-nbs did not prepare: {missing}")
     shutil.rmtree(out, ignore_errors=True); out.mkdir(parents=True)
     if (nbs/'images').exists(): shutil.copytree(nbs/'images', out/'images')
-    shutil.copy(ROOT/'scripts'/'docs.css', out/'docs.css')
+    for f in ('docs.css', 'docs.js'): shutil.copy(ROOT/'scripts'/f, out/f)
     fms = {nb: front_matter(json.loads((procd/nb).read_text())) for _, nb in entries}
     pages = {nb: fm.get('output-file', Path(nb).stem + '.html') for nb, (fm, _) in fms.items()}
     titles = {nb: str(fm.get('title', Path(nb).stem)) for nb, (fm, _) in fms.items()}
@@ -164,6 +200,7 @@ def build(out=ROOT/'_docs', proc=True):
                         '-o', str(out/page)], check=True)
         print(f"{nb} -> {out.name}/{page}")
     shutil.rmtree(tmp)
+    print(f"search.json: {search_index(out, pages, titles)} sections")
     return out
 
 if __name__ == '__main__':

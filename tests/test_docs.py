@@ -75,6 +75,15 @@ def test_api_docs_rendered(site):
     assert '{target=' not in mask and '&lt;IPython' not in mask
     assert len(list(site.glob('mask_files/*.png'))) >= 3   # the notebook's figures
 
+def test_search_index(site):
+    "search.json has sections of every page, with links that resolve."
+    import json
+    idx = json.loads((site/'search.json').read_text())
+    pages = {e['href'].split('#')[0] for e in idx}
+    assert pages == {p.name for p in site.glob('*.html')}
+    api = [e for e in idx if e['href'] == 'mask.html#get_mask']
+    assert api and api[0]['title'] == 'get_mask' and 'binary mask' in api[0]['text']
+
 @pytest.mark.skipif(bool(_no_browser()), reason=_no_browser() or '')
 def test_page_in_chromium(site, tmp_path):
     from playwright.sync_api import sync_playwright
@@ -101,6 +110,12 @@ def test_page_in_chromium(site, tmp_path):
             pg.locator('.sidebar a', has_text='DiffEdit step 2').click(); pg.wait_for_load_state()
             assert pg.url.endswith('/encode.html') and pg.locator('h1.title').inner_text().startswith('DiffEdit step 2')
             pg.go_back(); pg.screenshot(path=str(tmp_path/'mask.png'))
+            # search: typing a function's name lists its section; the result leads there
+            pg.fill('#search', 'get_mask')
+            hit = pg.locator('#search-results a[href="mask.html#get_mask"]')
+            hit.wait_for(); hit.click(); pg.wait_for_load_state()
+            assert pg.url.endswith('/mask.html#get_mask')
+            pg.fill('#search', 'zzzz-nothing-like-this'); pg.locator('#search-results li.none').wait_for()
             b.close()
         assert not failed and not errors, (failed, errors)
     finally: srv.shutdown()
