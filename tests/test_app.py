@@ -4,9 +4,6 @@ from pathlib import Path
 import numpy as np, pytest
 from PIL import Image
 
-CHROMIUM = os.environ.get('DIFFEDIT_CHROMIUM', '/usr/bin/chromium')
-ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync']
 
 def _missing():
     try: import gradio  # noqa: F401

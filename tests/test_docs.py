@@ -4,11 +4,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit, unquote
 import pytest
+from browser import CHROMIUM, ARGS   # tests/browser.py
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = os.environ.get('DIFFEDIT_CHROMIUM', '/usr/bin/chromium')
-ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync']
 
 def _missing():
     for m, why in [('pypandoc', "pandoc is not installed (pip install -e '.[dev]')"), ('yaml', "pyyaml is not installed")]:
