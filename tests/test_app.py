@@ -3,6 +3,7 @@ import base64, io, os, shutil, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 import numpy as np, pytest
 from PIL import Image
+from browser import CHROMIUM, ARGS   # tests/browser.py
 
 
 def _missing():
