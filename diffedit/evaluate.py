@@ -14,6 +14,7 @@ import argparse, json, os, random, subprocess, sys, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, pandas as pd, torch
+from fastcore.basics import chunked
 from PIL import Image
 import diffedit
 from .core import load_pipe, latents_to_image
@@ -79,13 +80,11 @@ def score(clf, e, out, m):
                 success=float(names[0] == e.new), success_mask=float(len(names) > 1 and names[1] == e.new))
 
 # %% ../nbs/06_evaluate.ipynb #4db37017
-def _chunks(xs, bs): return [xs[i:i+bs] for i in range(0, len(xs), bs)]
-
 @torch.no_grad()
 def run_ours(pipe, edits, r=0.7, n=10, strength=0.5, threshold=0.5, steps=50, guidance_scale=7.5, seed=0, bs=16, masks=None, soft=False, **mask_kwargs):
     "Our DiffEdit on `edits`, `bs` at a time: edited images, (1, h, w) masks (the soft maps if `soft`) and seconds per edit."
     ims, ms, secs = [], [], []
-    for k, ch in enumerate(_chunks(edits, bs)):
+    for k, ch in enumerate(chunked(edits, bs)):
         t0 = time.perf_counter()
         if masks is None:
             mk = [get_mask(pipe, e.scene.image, e.ref, e.query, n, strength, threshold, seed, return_soft=True, **mask_kwargs) for e in ch]
@@ -102,7 +101,7 @@ def run_diffusers(dpipe, edits, r=0.8, matched=False, n=10, strength=0.5, steps=
     "diffusers' DiffEdit on `edits`: its defaults (`r` aside), or our settings if `matched`; images, (1, h, w) masks, seconds per edit."
     ims, ms, secs = [], [], []
     mkw = dict(num_maps_per_mask=n, mask_encode_strength=strength)             # its own defaults too: 10 and 0.5
-    for k, ch in enumerate(_chunks(edits, bs)):
+    for k, ch in enumerate(chunked(edits, bs)):
         g = lambda: torch.Generator().manual_seed(seed)
         im = [e.scene.image for e in ch]; t0 = time.perf_counter()
         if masks is None:
