@@ -8,10 +8,11 @@ Docs: https://diffedit.github.io/diffedit/decode.html.md"""
 __all__ = ['masked_decode', 'prepare_image', 'diffedit', 'diffusers_diffedit_pipe', 'diffusers_diffedit', 'background_psnr']
 
 # %% ../nbs/05_decode.ipynb #428c5fc2
-import warnings
+import os, warnings
 import numpy as np, torch
 from PIL import Image
-from .core import text_embeddings, denoise, latents_to_image, to_rgb, vae_factor, check_fraction, check_prompts
+from .core import (text_embeddings, image_to_latents, latents_to_image, to_rgb, vae_factor, ddim_denoise,
+                           check_fraction, check_prompts, check_steps, check_finite)
 from .mask import get_mask, to_pil_mask, upsample
 from .encode import ddim_encode, Encoded
 
@@ -23,10 +24,9 @@ def masked_decode(pipe, enc, mask, prompt, guidance_scale=7.5, negative_prompt="
     M = mask.to(enc.x0.device, enc.x0.dtype)                               # (1, h, w), broadcasts over (B, 4, h, w)
     targets = enc.latents[1:] + [enc.x0]                                   # after step i the latents are at timestep i+1
     def blend(i, t, y): return M*y + (1-M)*targets[i]                       # y_t = M y_t + (1 - M) x_t, same timestep
-    pipe.scheduler.set_timesteps(enc.steps, device=enc.x0.device)
     cond = text_embeddings(pipe, check_prompts(prompt, allow_empty=False)).expand(len(enc.x0), -1, -1)
     uncond = text_embeddings(pipe, negative_prompt).expand_as(cond)
-    return denoise(pipe, enc.latents[0], cond, uncond, guidance_scale, enc.timesteps, guide, schedule, callback=blend)
+    return ddim_denoise(pipe, enc.latents[0], enc.sched, cond, uncond, guidance_scale, guide, schedule, callback=blend)
 
 # %% ../nbs/05_decode.ipynb #5602d9fe
 def prepare_image(pipe, image):
@@ -39,13 +39,16 @@ def diffedit(pipe, image, ref_prompt, query_prompt, r=0.7, n=10, strength=0.5, t
              guidance_scale=7.5, guide=None, schedule=None, seed=0, encode_prompt="", encode_guidance=1.,
              mask=None, return_soft=False, **mask_kwargs):
     "Edit `image` from `ref_prompt` to `query_prompt` with DiffEdit; returns the edited image and the mask (PIL)."
-    check_prompts(query_prompt, allow_empty=False); check_prompts(ref_prompt)
-    r = check_fraction('r', r)
+    if not isinstance(ref_prompt, str) or not isinstance(query_prompt, str): raise TypeError("diffedit edits one image: give ref_prompt and query_prompt as one string each.")
+    check_prompts(query_prompt, allow_empty=False)
+    r, steps = check_fraction('r', r), check_steps(steps, pipe)
+    guidance_scale, encode_guidance = check_finite('guidance_scale', guidance_scale), check_finite('encode_guidance', encode_guidance)
     im, size = prepare_image(pipe, image)
+    x0 = image_to_latents(pipe, im)                                        # one VAE encoding, shared by steps 1 and 2
     if mask is None:
-        mask, soft = get_mask(pipe, im, ref_prompt, query_prompt, n=n, strength=strength, threshold=threshold, seed=seed, return_soft=True, **mask_kwargs)
-    else: soft = mask = _as_mask(pipe, mask, im.size)
-    enc = ddim_encode(pipe, im, r=r, steps=steps, prompt=encode_prompt, guidance_scale=encode_guidance)
+        mask, soft = get_mask(pipe, im, ref_prompt, query_prompt, n=n, strength=strength, threshold=threshold, seed=seed, return_soft=True, latents=x0, **mask_kwargs)
+    else: soft = mask = _as_mask(pipe, mask, im.size).to(x0.device)
+    enc = ddim_encode(pipe, r=r, steps=steps, prompt=encode_prompt, guidance_scale=encode_guidance, latents=x0)
     y = masked_decode(pipe, enc, mask, query_prompt, guidance_scale, guide=guide, schedule=schedule)
     out = latents_to_image(pipe, y)[0]
     if out.size != size: out = out.resize(size, Image.LANCZOS)
@@ -53,13 +56,21 @@ def diffedit(pipe, image, ref_prompt, query_prompt, r=0.7, n=10, strength=0.5, t
     return res + (to_pil_mask(soft, size),) if return_soft else res
 
 def _as_mask(pipe, mask, size):
-    "A user's mask (PIL, array or tensor, white = edit) as a (1, h, w) latent-resolution tensor."
-    f = vae_factor(pipe)
-    if isinstance(mask, Image.Image): mask = np.asarray(mask.convert('L').resize(size, Image.NEAREST))/255.
-    m = torch.as_tensor(np.asarray(mask, dtype=np.float32))
+    "A user's mask (PIL image, array or tensor; white or 1 = edit) as a (1, h, w) latent-resolution tensor, each type thresholded at half its range."
+    if isinstance(mask, (str, os.PathLike)): raise TypeError("mask is a path: pass the image itself, e.g. mask=Image.open(path).")
+    if isinstance(mask, Image.Image): mask = np.asarray(mask.convert('L'))
+    m = np.asarray(mask.detach().float().cpu() if isinstance(mask, torch.Tensor) else mask)
+    if m.dtype == bool: m = m.astype(np.float32)
+    elif m.dtype in (np.uint8, np.uint16): m = m/np.iinfo(m.dtype).max      # 0..255 (or 0..65535) -> [0, 1]
+    elif m.dtype.kind != 'f': raise TypeError(f"A mask array must be bool, uint8, uint16 or float in [0, 1], got {m.dtype}.")
+    elif not np.isfinite(m).all() or m.min() < 0 or m.max() > 1: raise ValueError("A float mask must hold values in [0, 1] (1 = edit): scale it, e.g. mask/255.")
+    if m.ndim == 3 and m.shape[-1] in (3, 4) and m.shape[0] not in (1, 3, 4): m = m[..., :3].mean(-1)   # an RGB(A) mask: its grey level
+    if m.ndim == 3 and m.shape[-1] == 1: m = m[..., 0]
+    m = torch.as_tensor(m, dtype=torch.float32)
     m = m[None] if m.ndim == 2 else m
-    if m.ndim != 3: raise ValueError(f"A mask must be (H, W) or (1, H, W), got shape {tuple(m.shape)}")
-    if m.shape[-2:] != (size[1]//f, size[0]//f): m = torch.nn.functional.interpolate(m[None], size=(size[1]//f, size[0]//f), mode='area')[0]
+    if m.ndim != 3 or len(m) != 1: raise ValueError(f"A mask must be (H, W), (1, H, W) or (H, W, 3), got shape {tuple(m.shape)}")
+    f = vae_factor(pipe); hw = (size[1]//f, size[0]//f)
+    if m.shape[-2:] != hw: m = torch.nn.functional.interpolate(m[None], size=hw, mode='area')[0]
     return (m > 0.5).float()
 
 # %% ../nbs/05_decode.ipynb #49042ace

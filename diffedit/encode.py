@@ -10,45 +10,41 @@ __all__ = ['Encoded', 'ddim_encode', 'reconstruct']
 # %% ../nbs/04_encode.ipynb #0f95734f
 from dataclasses import dataclass
 import torch
-from .core import image_to_latents, text_embeddings, check_fraction, cfg_pred, denoise, strength_timesteps
+from .core import image_to_latents, text_embeddings, to_rgb, predict_eps, ddim_steps, ddim_denoise, DDIMSteps, check_fraction
 from .paper import ddim_step
 
 # %% ../nbs/04_encode.ipynb #81136582
 @dataclass
 class Encoded:
-    "DDIM-encoded latents: `latents[i]` belongs to `timesteps[i]` (noisiest first); `x0` is the clean encoding."
+    "DDIM-encoded latents: `latents[i]` belongs to `sched.timesteps[i]` (noisiest first); `x0` is the clean encoding."
     x0: torch.Tensor          # (B, 4, h, w)
     latents: list             # k tensors (B, 4, h, w)
-    timesteps: torch.Tensor   # (k,), descending, as the decoder uses them
-    steps: int                # the scheduler's number of inference steps
+    sched: DDIMSteps          # the k timesteps and their noise levels, as the decoder uses them
     @property
-    def r(self): return len(self.timesteps)/self.steps
+    def timesteps(self): return torch.tensor(self.sched.timesteps)
+    @property
+    def steps(self): return self.sched.steps
+    @property
+    def r(self): return len(self.sched)/self.sched.steps
 
 @torch.no_grad()
 def ddim_encode(pipe, image=None, r=0.7, steps=50, prompt="", guidance_scale=1., latents=None):
     "DiffEdit step 2: DDIM-encode `image` (or clean `latents`) to ratio `r`, unconditionally unless a `prompt` is given."
-    r = check_fraction('r', r)
+    sched = ddim_steps(pipe, steps, check_fraction('r', r))                # the least noisy r of DDIM's timesteps, descending
     if latents is None and image is None: raise ValueError("Give an image (or clean latents) to encode.")
-    x = image_to_latents(pipe, image) if latents is None else latents
-    x0 = x.clone()
-    sch = pipe.scheduler; ts = strength_timesteps(pipe, steps, r)         # the least noisy r of the timesteps, descending
-    acp = sch.alphas_cumprod.to(x.device, torch.float32)
+    x0 = x = image_to_latents(pipe, to_rgb(image)) if latents is None else latents
     cond = text_embeddings(pipe, prompt).expand(len(x), -1, -1)
-    uncond = text_embeddings(pipe, "").expand(len(x), -1, -1) if guidance_scale != 1 else None
-    a_prev = sch.final_alpha_cumprod.to(x.device, torch.float32)           # the level the decoder ends at
-    out = []
-    for t in ts.flip(0):                                                   # least noisy first
-        if uncond is None: eps = pipe.unet(x, t, encoder_hidden_states=cond).sample
-        else: eps = cfg_pred(*pipe.unet(torch.cat([x, x]), t, encoder_hidden_states=torch.cat([uncond, cond])).sample.chunk(2), guidance_scale)
-        a_t = acp[t]
-        x = ddim_step(x.float(), eps.float(), a_prev, a_t).to(x0.dtype)      # eq. 12 of DDIM, read upwards
-        out.append(x); a_prev = a_t
-    return Encoded(x0, out[::-1], ts, steps)
+    uncond = text_embeddings(pipe, "").expand_as(cond) if guidance_scale != 1 else None
+    ts, out = torch.tensor(sched.timesteps, device=x.device), []
+    for i in reversed(range(len(sched))):                                  # least noisy first
+        eps = predict_eps(pipe, x, ts[i], sched.abar[i], cond, uncond, guidance_scale)   # the noise at the level we move to
+        x = ddim_step(x.float(), eps.float(), sched.after(i), sched.abar[i]).to(x0.dtype)   # eq. 12 of DDIM, read upwards
+        out.append(x)
+    return Encoded(x0, out[::-1], sched)
 
 # %% ../nbs/04_encode.ipynb #d7e4c0fe
 def reconstruct(pipe, enc, prompt="", guidance_scale=1.):
     "Decode `enc` from its noisiest latent without any mask (to measure how well encoding inverts)."
-    pipe.scheduler.set_timesteps(enc.steps, device=enc.x0.device)
     cond = text_embeddings(pipe, prompt).expand(len(enc.x0), -1, -1)
     uncond = text_embeddings(pipe, "").expand_as(cond) if guidance_scale != 1 else None
-    return denoise(pipe, enc.latents[0], cond, uncond, guidance_scale, enc.timesteps)
+    return ddim_denoise(pipe, enc.latents[0], enc.sched, cond, uncond, guidance_scale)

@@ -42,7 +42,10 @@ def alphas_cumprod(betas):
 
 # %% ../nbs/02_paper.ipynb #a2c07087
 def _bc(a, x):
-    "`a` (a number, or one value per sample) shaped to broadcast over the batch `x` (B, ...)."
+    "`a` (a number, or one value per sample) shaped to broadcast over the batch `x` (B, ...); a Python number stays a number (no device work)."
+    if isinstance(a, (int, float)):
+        if not 0 <= a <= 1: raise ValueError(f"abar is a fraction of variance, in [0, 1], got {a!r}: for a timestep t use scheduler.alphas_cumprod[t].")
+        return float(a)
     a = torch.as_tensor(a, dtype=x.dtype, device=x.device)
     if a.ndim == 1 and len(a) not in (1, len(x)): raise ValueError(f"Got {len(a)} noise levels for a batch of {len(x)}: give one, or one per sample.")
     if ((a < 0) | (a > 1)).any(): raise ValueError(f"abar is a fraction of variance, in [0, 1], got {a.flatten()[:4].tolist()}: for a timestep t use scheduler.alphas_cumprod[t].")
@@ -51,12 +54,12 @@ def _bc(a, x):
 def q_sample(x0, eps, abar):
     "x_t = sqrt(abar) x0 + sqrt(1-abar) eps: the noisy sample of q(x_t|x_0) (Ho et al., arXiv 2006.11239, eq. 4)."
     a = _bc(abar, x0)
-    return a.sqrt()*x0 + (1-a).sqrt()*eps
+    return a**0.5*x0 + (1-a)**0.5*eps
 
 def pred_x0(xt, eps, abar):
     "The clean sample that `xt` and its noise `eps` imply: x0 = (x_t - sqrt(1-abar) eps) / sqrt(abar)."
     a = _bc(abar, xt)
-    return (xt - (1-a).sqrt()*eps) / a.sqrt()
+    return (xt - (1-a)**0.5*eps) / a**0.5
 
 # %% ../nbs/02_paper.ipynb #d14a6c8c
 def ddpm_loss(eps, pred):
