@@ -2,7 +2,7 @@ __version__ = "0.0.1"
 
 # The three functions most people need, imported on first use: `import diffedit` (and so `diffedit --help`) stays
 # quick because torch and diffusers load only when a function is asked for.
-_top = dict(load_pipe='core', get_mask='mask', diffedit='edit')
+_top = dict(load_pipe='core', get_mask='mask', diffedit='edit', DiffEditPipeline='pipeline')
 __all__ = list(_top)
 
 def __getattr__(name):

@@ -32,7 +32,7 @@ def ddim_encode(pipe, image=None, r=0.7, steps=50, prompt="", guidance_scale=1.,
     "DiffEdit step 2: DDIM-encode `image` (or clean `latents`) to ratio `r`, unconditionally unless a `prompt` is given."
     sched = ddim_steps(pipe, steps, check_fraction('r', r))                # the least noisy r of DDIM's timesteps, descending
     if latents is None and image is None: raise ValueError("Give an image (or clean latents) to encode.")
-    x0 = x = image_to_latents(pipe, to_rgb(image)) if latents is None else latents
+    x0 = x = image_to_latents(pipe, image) if latents is None else latents
     cond = text_embeddings(pipe, prompt).expand(len(x), -1, -1)
     uncond = text_embeddings(pipe, "").expand_as(cond) if guidance_scale != 1 else None
     ts, out = torch.tensor(sched.timesteps, device=x.device), []

@@ -67,7 +67,7 @@ def crop(image, box, pad=0.25, size=64):
 
 def mask_box(m, size):
     "The square box (x, y, s) around a (1, h, w) mask upsampled to `size` (H, W), or None for an empty mask."
-    ys, xs = np.nonzero((upsample(m, size)[0] > 0.5).numpy())
+    ys, xs = np.nonzero((upsample(m.float().cpu(), size)[0] > 0.5).numpy())
     if len(xs) == 0: return None
     s = max(xs.max()-xs.min(), ys.max()-ys.min()) + 1
     return (int((xs.min()+xs.max()+1-s)//2), int((ys.min()+ys.max()+1-s)//2), int(s))

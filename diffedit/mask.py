@@ -40,7 +40,7 @@ def noise_diff(pipe, image, ref_prompt, query_prompt, n=10, strength=0.5, seed=0
     strength = check_fraction('strength', strength)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1: raise ValueError(f"n (the number of noise draws) must be a positive integer, got {n!r}")
     check_prompts(query_prompt, allow_empty=False)
-    x0 = image_to_latents(pipe, to_rgb(image)) if latents is None else latents   # (1, 4, h, w)
+    x0 = image_to_latents(pipe, image) if latents is None else latents   # (1, 4, h, w)
     t, a = mask_timestep(pipe, strength)
     emb = torch.cat([text_embeddings(pipe, ref_prompt), text_embeddings(pipe, query_prompt)])   # (2, L, D): R then Q
     generator = generator or torch.Generator().manual_seed(seed)

@@ -1,19 +1,23 @@
-"The web app in a real browser: headless Debian Chromium driven by Playwright, against `diffedit app` on localhost."
-import base64, io, os, shutil, socket, subprocess, sys, time, urllib.request
+"""The web app as its users reach it: `diffedit app` on localhost, called through its HTTP API (needs Gradio) and driven in a real
+browser, headless Debian Chromium under Playwright (needs those too)."""
+import base64, io, json, math, os, shutil, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 import numpy as np, pytest
 from PIL import Image
 from browser import CHROMIUM, ARGS   # tests/browser.py
 
 
-def _missing():
+def _no_gradio():
     try: import gradio  # noqa: F401
     except ImportError: return "gradio is not installed (pip install -e '.[app]')"
+
+def _no_browser():
     try: import playwright.sync_api  # noqa: F401
     except ImportError: return "playwright is not installed (pip install playwright; the browser is Debian's chromium)"
     if not Path(CHROMIUM).exists(): return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
 
-pytestmark = pytest.mark.skipif(bool(_missing()), reason=_missing() or '')
+pytestmark = pytest.mark.skipif(bool(_no_gradio()), reason=_no_gradio() or '')
+browser = pytest.mark.skipif(bool(_no_browser()), reason=_no_browser() or '')
 
 def _free_port():
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
@@ -60,6 +64,7 @@ def _image(page, elem_id):
 def _wait_image(page, elem_id, timeout=300):
     page.wait_for_selector(f'#{elem_id} img', timeout=timeout*1000)
 
+@browser
 def test_edit_in_browser(page, tmp_path):
     from diffedit.scenes import make_scene
     scene = make_scene(['horse', 'tree'], 'grass', seed=4).image
@@ -84,9 +89,81 @@ def test_edit_in_browser(page, tmp_path):
     inside, outside = np.abs(a-b)[m].mean(), np.abs(a-b)[~m].mean()
     assert inside > 10 and inside > 2*outside, (inside, outside)
 
+@browser
 def test_error_in_page(page):
     page.locator('#query textarea, #query input').first.fill('')
     page.locator('#run').click()
     err = page.get_by_text('prompt is empty', exact=False).first
     err.wait_for(timeout=120_000)
     assert err.is_visible()
+
+# The HTTP API: what a script (or a browser sending odd JSON) can send, and the message it gets back.
+
+def _upload(url, data, name='image.png'):
+    "Upload the bytes `data` to the app; the file reference its API takes."
+    b = 'diffedit-test-boundary'
+    body = (f'--{b}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+            'Content-Type: application/octet-stream\r\n\r\n').encode() + data + f'\r\n--{b}--\r\n'.encode()
+    req = urllib.request.Request(url+'gradio_api/upload', data=body, headers={'Content-Type': f'multipart/form-data; boundary={b}'})
+    return {'path': json.load(urllib.request.urlopen(req, timeout=60))[0], 'meta': {'_type': 'gradio.FileData'}}
+
+def _call(url, data):
+    "POST `data` (the button's inputs) to the `edit` endpoint; ('complete', outputs) or ('error', message)."
+    body = json.dumps({'data': data}).encode()                        # NaN and Infinity go as JavaScript writes them
+    req = urllib.request.Request(url+'gradio_api/call/edit', data=body, headers={'Content-Type': 'application/json'})
+    eid = json.load(urllib.request.urlopen(req, timeout=60))['event_id']
+    lines = urllib.request.urlopen(url+f'gradio_api/call/edit/{eid}', timeout=600).read().decode().splitlines()
+    event = [l[7:] for l in lines if l.startswith('event: ')][-1]
+    data = json.loads([l[6:] for l in lines if l.startswith('data: ')][-1])
+    return event, (data.get('error') if event == 'error' and isinstance(data, dict) else data)
+
+@pytest.fixture(scope='module')
+def scene_file(app_url):
+    from diffedit.scenes import make_scene
+    buf = io.BytesIO(); make_scene(['horse', 'tree'], 'grass', seed=1).image.save(buf, 'PNG')
+    return _upload(app_url, buf.getvalue())
+
+REF, QUERY = 'a horse and a tree on grass', 'a zebra and a tree on grass'
+GOOD = dict(ref=REF, query=QUERY, r=0.7, n=2, threshold=0.5, g=7.5, guide='cfg', schedule='constant', steps=5, seed=0)
+API_BAD = {                                                           # field changed: words the message must hold
+    'nan n':           (dict(n=math.nan), ['n', 'whole number']),
+    'nan steps':       (dict(steps=math.nan), ['steps', 'whole number']),
+    'fractional steps': (dict(steps=5.5), ['steps', 'whole number']),
+    'nan seed':        (dict(seed=math.nan), ['seed', 'whole number']),
+    'huge seed':       (dict(seed=1e30), ['seed', '2**64-1']),
+    'nan guidance':    (dict(g=math.nan), ['guidance scale', 'finite']),
+    'inf guidance':    (dict(g=math.inf), ['guidance scale', 'from 0 to 15']),
+    'nan r':           (dict(r=math.nan), ['r', 'finite']),
+    'null threshold':  (dict(threshold=None), ['threshold', 'number']),
+    'negative n':      (dict(n=-3), ['n', 'from 1 to 20']),
+    'empty query':     (dict(query=''), ['prompt is empty']),
+    'unknown guide':   (dict(guide='bogus'), ['bogus']),
+}
+
+def _inputs(image, **kw):
+    d = {**GOOD, **kw}
+    return [image, d['ref'], d['query'], d['r'], d['n'], d['threshold'], d['g'], d['guide'], d['schedule'], d['steps'], d['seed']]
+
+@pytest.mark.parametrize('name', API_BAD)
+def test_api_bad_input(name, app_url, scene_file):
+    change, words = API_BAD[name]
+    event, msg = _call(app_url, _inputs(scene_file, **change))
+    assert event == 'error' and msg, (event, msg)
+    assert all(w.lower() in str(msg).lower() for w in words), msg
+
+def test_api_not_an_image(app_url):
+    event, msg = _call(app_url, _inputs(_upload(app_url, b'not an image at all', 'notes.png')))
+    assert event == 'error' and 'not an image' in str(msg), (event, msg)
+
+def test_api_edit_after_errors(app_url, scene_file):
+    "After all the bad input above, the app still edits."
+    event, out = _call(app_url, _inputs(scene_file))
+    assert event == 'complete' and len(out) == 3, (event, out)
+
+def test_api_16bit_upload(app_url):
+    "A 16-bit greyscale PNG is scaled to 8 bits, not clipped to white: mid-grey stays mid-grey."
+    buf = io.BytesIO(); Image.fromarray(np.full((64, 64), 32768, np.uint16)).save(buf, 'PNG')
+    event, out = _call(app_url, _inputs(_upload(app_url, buf.getvalue(), 'grey16.png')))
+    assert event == 'complete', (event, out)
+    over = Image.open(io.BytesIO(urllib.request.urlopen(out[1]['url'], timeout=60).read())).convert('L')
+    assert 100 < np.median(np.asarray(over)) < 160, np.median(np.asarray(over))

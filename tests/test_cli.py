@@ -8,10 +8,10 @@ ENV = {'OMP_NUM_THREADS': '1', **os.environ, 'HF_HUB_OFFLINE': '1', 'DIFFEDIT_MO
 ENV.pop('DIFFEDIT_DEBUG', None)
 FAST = ['--steps', '10', '--n', '2', '-q']   # few steps: the tests check the plumbing, the notebooks the quality
 
-def cli(*args, script=False, timeout=600):
-    "Run `diffedit ARGS` (the installed script if `script`, else `python -m diffedit.cli`); returns the CompletedProcess."
+def cli(*args, script=False, timeout=600, env=None):
+    "Run `diffedit ARGS` (the installed script if `script`, else `python -m diffedit.cli`), with `env` added; returns the CompletedProcess."
     cmd = [shutil.which('diffedit')] if script else [sys.executable, '-m', 'diffedit.cli']
-    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, env=ENV, timeout=timeout)
+    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, env={**ENV, **(env or {})}, timeout=timeout)
 
 def assert_user_error(p, *words):
     "Exit code 2, no traceback, and a last stderr line that names the problem."
@@ -74,7 +74,7 @@ def test_progress_bar(scene, tmp_path):
     (['edit', '{notes}', '--ref', 'a', '--query', 'b', '-o', 'o.png'], ['cannot read', 'notes.txt']),
     (['edit', '{scene}', '--ref', 'a', '--query', 'b', '-o', 'o.png', '--mask', 'nomask.png'], ['no such mask file']),
     (['edit', '{scene}', '--ref', 'a', '--query', 'b', '-o', 'o.png', '--r', '1.5'], ['--r', '(0, 1]']),
-    (['edit', '{scene}', '--ref', 'a', '--query', 'b', '-o', 'o.png', '--n', '0'], ['--n', 'positive']),
+    (['edit', '{scene}', '--ref', 'a', '--query', 'b', '-o', 'o.png', '--n', '0'], ['--n', 'from 1 to 100']),
     (['edit', '{scene}', '--ref', 'a', '--query', 'b', '-o', 'o.png', '--guide', 'rescale'], ['--guide', 'invalid choice']),
     (['edit', '{scene}', '--query', 'b', '-o', 'o.png'], ['--ref']),
     (['edit', '{scene}', '--ref', 'a', '--query', 'b', '-o', 'o.bad'], ['.png']),
