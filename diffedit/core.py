@@ -6,9 +6,10 @@ Docs: https://diffedit.github.io/diffedit/core.html.md"""
 
 # %% auto #0
 __all__ = ['embedded_model', 'quiet', 'check_device', 'load_pipe', 'execution_device', 'check_prompts', 'unknown_words',
-           'text_embeddings', 'vae_factor', 'to_rgb', 'image_to_latents', 'latents_to_image', 'image_grid', 'cfg_pred',
-           'constant', 'unet', 'denoise', 'check_steps', 'check_finite', 'sample', 'to_eps', 'predict_eps', 'DDIMSteps',
-           'ddim_scheduler', 'check_fraction', 'ddim_steps', 'ddim_denoise', 'strength_timesteps', 'img2img']
+           'text_embeddings', 'vae_factor', 'to_rgb', 'image_to_latents', 'latents_to_image', 'image_grid',
+           'labelled_grid', 'cfg_pred', 'constant', 'unet', 'denoise', 'check_steps', 'check_finite', 'sample',
+           'to_eps', 'predict_eps', 'DDIMSteps', 'ddim_scheduler', 'check_fraction', 'ddim_steps', 'ddim_denoise',
+           'strength_timesteps', 'img2img']
 
 # %% ../nbs/00_core.ipynb #f8b3e786
 import os, math, inspect, warnings
@@ -175,6 +176,25 @@ def image_grid(images, rows=1, scale=1):
     g = Image.new('RGB', (cols*w, rows*h), 'white')
     for i,im in enumerate(images): g.paste(im.convert('RGB').resize((w,h)), ((i%cols)*w, (i//cols)*h))
     return g.resize((g.width*scale, g.height*scale), Image.NEAREST) if scale != 1 else g
+
+def labelled_grid(images, rows=1, scale=1, col_titles=None, row_titles=None, title=None, size=11):
+    "`image_grid` with titles over the columns, on the left of the rows and over the whole: a figure that says what it shows."
+    from PIL import ImageDraw, ImageFont
+    import textwrap
+    g = image_grid(images, rows, scale); cols = -(-len(images)//rows); cw, rh = g.width//cols, g.height//rows
+    font = ImageFont.load_default(size); line = size + 3
+    wrap = lambda t, px: textwrap.wrap(str(t), max(4, int(px/(0.55*size)))) or ['']
+    ct = [wrap(t, cw-4) for t in col_titles] if col_titles else []
+    rt = [wrap(t, 12*size) for t in row_titles] if row_titles else []
+    top = (line + 6 if title else 0) + (max(map(len, ct))*line + 6 if ct else 0)
+    left = (max(font.getlength(l) for ls in rt for l in ls) + 8) if rt else 0
+    out = Image.new('RGB', (int(left) + g.width, top + g.height), 'white'); out.paste(g, (int(left), top)); d = ImageDraw.Draw(out)
+    if title: d.text((left + g.width/2, 1), title, fill='black', font=font, anchor='ma')
+    for j, ls in enumerate(ct):
+        for k, l in enumerate(ls): d.text((left + cw*j + cw/2, top - 4 - (len(ls)-k-1)*line), l, fill='black', font=font, anchor='md')
+    for i, ls in enumerate(rt):
+        for k, l in enumerate(ls): d.text((left - 4, top + rh*i + rh/2 + (k - (len(ls)-1)/2)*line), l, fill='black', font=font, anchor='rm')
+    return out
 
 # %% ../nbs/00_core.ipynb #123cd9a5
 def cfg_pred(u, t, g):
