@@ -2,10 +2,10 @@
 and 2n, eager vs CUDA graphs, NCHW vs channels-last, with and without fused QKV projections; (d) end to end, diffusers'
 StableDiffusionDiffEditPipeline vs ours (default) vs ours (fast), median of 5 after a warm-up, peak memory, and the fast
 edit's difference from the default one; (b) every notebook under nbdev-test on this device with the embedded model;
-(e) torch.compile in a subprocess with a time cap, if time is left. The JSON is written after every phase, so a timeout
+(x) one SDXL-size edit (1024 px), default and fast; (e) torch.compile in a subprocess with a time cap, if time is left. The JSON is written after every phase, so a timeout
 loses nothing. SD-1.5-shaped components with random weights (speed does not depend on the weights), fp16, 512 px,
 50 steps, r = 0.8, n = 10. `--tiny --device cpu` runs every phase at a tiny size on a CPU (the test suite does).
-Usage: python bench/gpu_check.py --out results.json [--tiny] [--device cpu] [--phases acdbe] [--budget 450]
+Usage: python bench/gpu_check.py --out results.json [--tiny] [--device cpu] [--phases acdxbe] [--budget 450]
 """
 import argparse, json, os, platform, statistics, subprocess, sys, time, warnings
 from pathlib import Path
@@ -60,7 +60,8 @@ def phase_c(res, pipe, dev, dtype, size, n, reps):
     h = size//8; D = pipe.unet.config.cross_attention_dim; out = {}
     def one(b, graphs, t=torch.tensor(500, device=dev)):
         x = torch.randn(b, 4, h, h, device=dev, dtype=dtype); e = torch.randn(b, 77, D, device=dev, dtype=dtype)
-        f = GraphedUNet(pipe.unet) if graphs else (lambda x, t, e: pipe.unet(x, t, encoder_hidden_states=e).sample)
+        call = lambda x, t, e: pipe.unet(x, t, encoder_hidden_states=e).sample
+        f = GraphedUNet(call) if graphs else call
         with torch.no_grad(): return 1e3*timed(lambda: f(x, t, e), dev, reps, warm=3)[0]
     for cl in (False, True):
         pipe.unet.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
@@ -103,6 +104,22 @@ def phase_d(res, pipe, dev, size, steps, n, reps):
     e2e['unet_sample_evals'] = dict(diffusers=4*n + 2*k + 2*k, ours=2*n + k + 2*k)
     make_slow(pipe)
 
+def phase_x(res, dev, dtype, steps, n, reps, tiny):
+    "One SDXL-size edit (random weights, 1024 px), default and fast, against the SD-1.5-size figures of phase d."
+    from PIL import Image
+    from diffedit.sdxl import random_sdxl_pipe, tiny_sdxl_pipe
+    from diffedit.edit import diffedit
+    from diffedit.fast import make_fast, make_slow
+    pipe = tiny_sdxl_pipe().to(dev, dtype) if tiny else random_sdxl_pipe(dev, dtype)
+    size = 64 if tiny else 1024
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8))
+    def ours(): return diffedit(pipe, img, "a horse on grass", "a zebra on grass", r=0.8, n=n, steps=steps)[0]
+    x = dict(size=size, steps=steps, r=0.8, n=n)
+    x['ours_s'], x['ours_runs'], x['ours_peak_gib'] = timed(ours, dev, reps)
+    res['sdxl'] = x; save(res, res['_out'])
+    make_fast(pipe); x['fast_s'], x['fast_runs'], x['fast_peak_gib'] = timed(ours, dev, reps); make_slow(pipe)
+    if 'e2e' in res: x['ratio_to_sd15_default'] = x['ours_s']/res['e2e']['ours_s']
+
 def phase_b(res, dev, budget, tiny):
     "Every notebook under nbdev-test with the embedded model on this device (fp16 on CUDA), then the notebooks' CUDA-only cells."
     import shutil
@@ -143,13 +160,13 @@ def compile_inner(dev, tiny):
         out['max_diff_vs_eager'] = (y.float()-eager.float()).abs().max().item()
         out['b2_compiled_eager_ms'] = 1e3*timed(lambda: pipe.unet(x, t, encoder_hidden_states=e).sample, dev, 20, warm=3)[0]
         if dev.type == 'cuda':
-            g = GraphedUNet(pipe.unet); out['b2_compiled_graph_ms'] = 1e3*timed(lambda: g(x, t, e), dev, 20, warm=3)[0]
+            g = GraphedUNet(lambda x, t, e: pipe.unet(x, t, encoder_hidden_states=e).sample); out['b2_compiled_graph_ms'] = 1e3*timed(lambda: g(x, t, e), dev, 20, warm=3)[0]
     print(json.dumps(out))
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument('--out', default=str(ROOT/'bench/results/gpu_check.json')); p.add_argument('--tiny', action='store_true')
-    p.add_argument('--device', default=None); p.add_argument('--phases', default='acdbe'); p.add_argument('--budget', type=float, default=450)
+    p.add_argument('--device', default=None); p.add_argument('--phases', default='acdxbe'); p.add_argument('--budget', type=float, default=450)
     p.add_argument('--reps', type=int, default=5); p.add_argument('--compile-inner', action='store_true')
     a = p.parse_args()
     dev = torch.device(a.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
@@ -173,11 +190,14 @@ def main():
     if 'd' in a.phases: phase('d', phase_d, res, pipe, dev, size, steps, n, a.reps)
     del pipe
     if dev.type == 'cuda': torch.cuda.empty_cache()
+    if 'x' in a.phases and left() > 150: phase('x', phase_x, res, dev, dtype, steps, n, 3 if not a.tiny else 1, a.tiny)
+    if dev.type == 'cuda': torch.cuda.empty_cache()
     if 'b' in a.phases and left() > 60: phase('b', phase_b, res, dev, max(30, left()-90), a.tiny)
     if 'e' in a.phases and left() > 45: phase('e', phase_e, res, dev, max(30, left()-10), a.tiny)
     res.pop('_out'); save(res, a.out)
     summary = {k: res.get(k) for k in ('device', 'matmul_tflops')}
     if 'e2e' in res: summary.update({k: res['e2e'].get(k) for k in ('diffusers_s', 'ours_s', 'fast_s', 'fast_vs_default_pixels')})
+    if 'sdxl' in res: summary['sdxl'] = {k: res['sdxl'].get(k) for k in ('ours_s', 'fast_s')}
     if 'errors' in res: summary['errors'] = {k: v.splitlines()[-1] for k, v in res['errors'].items()}
     if 'notebooks' in res: summary['notebooks'] = {k: (v.get('rc'), v.get('failed')) for k, v in res['notebooks'].items()}
     print(json.dumps(summary, indent=1))

@@ -9,23 +9,24 @@ __all__ = ['GraphedUNet', 'make_fast', 'make_slow']
 
 # %% ../nbs/14_fast.ipynb #620a3748
 import torch
-from .core import unet, execution_device
+from functools import partial
+from .core import unet, eager_unet, execution_device
 
 # %% ../nbs/14_fast.ipynb #5200c64c
 class GraphedUNet:
-    "`unet(x, t, emb)` replayed from CUDA graphs, one per input shape, with static input and output buffers."
-    def __init__(self, unet, warmup=2):
-        self.unet, self.warmup, self.graphs, self.pool = unet, warmup, {}, None
+    "`fn(x, t, emb)`, one UNet call, replayed from CUDA graphs, one per input shape, with static input and output buffers."
+    def __init__(self, fn, warmup=2):
+        self.fn, self.warmup, self.graphs, self.pool = fn, warmup, {}, None
 
     def _capture(self, x, t, emb):
         sx, st, se = x.clone(), t.clone(), emb.clone()                      # static inputs: replays read these buffers
         s = torch.cuda.Stream(); s.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(s):                                            # warm up off the main stream, as PyTorch asks
-            for _ in range(self.warmup): self.unet(sx, st, encoder_hidden_states=se)
+            for _ in range(self.warmup): self.fn(sx, st, se)
         torch.cuda.current_stream().wait_stream(s)
         if self.pool is None: self.pool = torch.cuda.graph_pool_handle()
         g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g, pool=self.pool): out = self.unet(sx, st, encoder_hidden_states=se).sample
+        with torch.cuda.graph(g, pool=self.pool): out = self.fn(sx, st, se)
         return g, sx, st, se, out
 
     def __call__(self, x, t, emb):
@@ -46,7 +47,7 @@ def make_fast(pipe, graphs=True, channels_last=True, fuse_qkv=False, compile=Fal
         pipe.unet.to(memory_format=torch.channels_last); pipe.vae.to(memory_format=torch.channels_last)
     if cuda: torch.backends.cudnn.benchmark = True
     if compile: pipe.unet.compile(fullgraph=True)                           # in place: the pipeline keeps its module
-    pipe.fast_unet = GraphedUNet(pipe.unet) if graphs and cuda else None
+    pipe.fast_unet = GraphedUNet(partial(eager_unet, pipe)) if graphs and cuda else None
     return pipe
 
 def make_slow(pipe):

@@ -7,7 +7,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_gpu_check_tiny_on_cpu(tmp_path):
     out = tmp_path/'check.json'
     env = dict(os.environ, OMP_NUM_THREADS='1')
-    p = subprocess.run([sys.executable, 'bench/gpu_check.py', '--tiny', '--device', 'cpu', '--phases', 'acdb', '--budget', '400',
+    p = subprocess.run([sys.executable, 'bench/gpu_check.py', '--tiny', '--device', 'cpu', '--phases', 'acdxb', '--budget', '400',
                         '--reps', '1', '--out', str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     r = json.loads(out.read_text())
@@ -17,4 +17,5 @@ def test_gpu_check_tiny_on_cpu(tmp_path):
     e = r['e2e']
     assert e['diffusers_s'] > 0 and e['ours_s'] > 0 and e['fast_s'] > 0
     assert e['fast_vs_default_pixels']['max'] == 0            # on a CPU the fast path is the default path
+    assert r['sdxl']['ours_s'] > 0 and r['sdxl']['fast_s'] > 0
     assert r['notebooks']['all']['rc'] == 0, r['notebooks']['all']['log_tail'][-2000:]
