@@ -1,4 +1,4 @@
-"""The notation of the DiffEdit paper's background, turned into code that runs and checks itself: norms, expectations, the DDPM loss, noising, the DDIM step, and DiffEdit's three steps.
+"""How to read a paper, the way the lesson reads DiffEdit: the abstract, figure 1, what to skip, the notation of the background turned into code that checks itself, figure 2's three steps rebuilt from our own tensors, the results against the baseline, a limitation, and exercises.
 
 Docs: https://diffedit.github.io/diffedit/paper.html.md"""
 
