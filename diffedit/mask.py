@@ -6,11 +6,13 @@ Docs: https://diffedit.github.io/diffedit/mask.html.md"""
 
 # %% auto #0
 __all__ = ['gaussian_blur', 'mask_timestep', 'noise_diff', 'soft_map', 'mask_map', 'upsample', 'to_pil_mask', 'overlay',
-           'binarize', 'get_mask', 'mask_iou']
+           'binarize', 'get_mask', 'mask_iou', 'CrossAttentionStore', 'cross_attention', 'changed_tokens', 'word_map']
 
 # %% ../nbs/03_mask.ipynb #5afa5b9e
-import warnings
+import math, warnings
+from contextlib import contextmanager
 import numpy as np, torch, torch.nn.functional as F
+from diffusers.models.attention_processor import AttnProcessor
 from PIL import Image
 from diffusers.utils.torch_utils import randn_tensor
 from .core import (image_to_latents, text_embeddings, check_fraction, check_prompts, to_rgb, ddim_scheduler,
@@ -61,10 +63,15 @@ def soft_map(d, clip=0.99, blur=1.):
     d = d.clamp(max=torch.quantile(d, clip))                                 # remove extreme values
     return ((d-d.min())/(d.max()-d.min()).clamp_min(1e-8))[None]            # rescale to [0, 1]
 
-def mask_map(pipe, image, ref_prompt, query_prompt, n=10, strength=0.5, seed=0, batch_size=None, clip=0.99, blur=1., generator=None, latents=None):
-    "DiffEdit's soft mask (1, h, w) in [0, 1] at latent resolution: `soft_map` of `noise_diff`."
+def mask_map(pipe, image, ref_prompt, query_prompt, n=10, strength=0.5, seed=0, batch_size=None, clip=0.99, blur=1., generator=None, latents=None,
+             attention=False):
+    "DiffEdit's soft mask (1, h, w) in [0, 1] at latent resolution: `soft_map` of `noise_diff`; with `attention`, its geometric mean with `word_map`."
     clip = check_fraction('clip', clip)
-    return soft_map(noise_diff(pipe, image, ref_prompt, query_prompt, n, strength, seed, batch_size, generator, latents), clip, blur)
+    args = (pipe, image, ref_prompt, query_prompt, n, strength, seed, batch_size, generator, latents)
+    if not attention: return soft_map(noise_diff(*args), clip, blur)
+    with cross_attention(pipe) as store: d = noise_diff(*args)
+    g = (soft_map(d, clip, blur) * soft_map(word_map(store, pipe.tokenizer, ref_prompt, query_prompt, d.shape), 1., blur)).sqrt()
+    return g / g.max().clamp_min(1e-8)
 
 # %% ../nbs/03_mask.ipynb #5e8243c3
 def upsample(m, size):
@@ -102,3 +109,40 @@ def mask_iou(m, gt):
     gt = torch.as_tensor(np.asarray(gt)).bool()
     p = upsample(m.detach().float().cpu(), gt.shape)[0] > 0.5
     return ((p & gt).sum()/(p | gt).sum().clamp_min(1)).item()
+
+# %% ../nbs/03_mask.ipynb #7db558a2
+class CrossAttentionStore(AttnProcessor):
+    "diffusers' `AttnProcessor` that also keeps each cross-attention layer's probabilities, averaged over heads: (B, h*w, L) in `maps`."
+    def __init__(self): self.maps = []
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, *args, **kwargs):
+        if encoder_hidden_states is None: return super().__call__(attn, hidden_states, None, attention_mask, *args, **kwargs)   # self-attention
+        scores = attn.get_attention_scores
+        def keep(q, k, mask=None):
+            p = scores(q, k, mask)                                          # (B*heads, h*w, L)
+            self.maps.append(p.reshape(-1, attn.heads, *p.shape[1:]).mean(1).float()); return p
+        attn.get_attention_scores = keep
+        try: return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, *args, **kwargs)
+        finally: del attn.get_attention_scores
+
+@contextmanager
+def cross_attention(pipe):
+    "Record the cross-attention maps of every UNet call inside the block: yields the `CrossAttentionStore`."
+    store, procs, fast = CrossAttentionStore(), pipe.unet.attn_processors, getattr(pipe, 'fast_unet', None)
+    pipe.unet.set_attn_processor(store); pipe.fast_unet = None
+    try: yield store
+    finally: pipe.unet.set_attn_processor(procs); pipe.fast_unet = fast
+
+# %% ../nbs/03_mask.ipynb #ef67b9b5
+def changed_tokens(tok, ref_prompt, query_prompt):
+    "Positions of each prompt's tokens that the other prompt lacks: the words the edit is about."
+    r, q = tok(ref_prompt).input_ids, tok(query_prompt).input_ids
+    return [i for i, x in enumerate(r) if x not in q], [i for i, x in enumerate(q) if x not in r]
+
+def word_map(store, tok, ref_prompt, query_prompt, size):
+    "Where the changed words attend, (h, w): from the cross-attention `store` of `noise_diff`'s UNet calls (rows R, Q, R, Q, ...)."
+    ri, qi = changed_tokens(tok, ref_prompt, query_prompt); acc = 0.
+    for p in store.maps:                                                   # (B, h'*w', L)
+        hp = round(math.sqrt(p.shape[1]*size[0]/size[1])); p = p.reshape(len(p), hp, p.shape[1]//hp, -1)
+        m = torch.cat([p[0::2][..., ri].sum(-1), p[1::2][..., qi].sum(-1)])  # reference words on R rows, query words on Q rows
+        acc = acc + F.interpolate(m[:, None], size=tuple(size), mode='bilinear', align_corners=False)[:, 0].mean(0)
+    return acc/max(1, len(store.maps))
