@@ -12,8 +12,8 @@ import math, os
 os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')   # the app works offline: no telemetry calls
 import numpy as np, torch
 from PIL import Image, ImageOps
-from .core import load_pipe, image_grid, to_rgb
-from .edit import diffedit
+from .core import load_pipe, image_grid, to_rgb, vae_factor
+from .edit import diffedit, keep_input
 from .mask import overlay
 from .scenes import make_scene
 from .cli import GUIDES, SCHEDULES, guide_fn, schedule_fn, native_size
@@ -43,29 +43,30 @@ def as_number(name, v, whole=False):
     return int(x) if whole else x
 
 def run_edit(pipe, image, ref, query, r=0.7, n=10, threshold=0.5, guidance_scale=7.5, guide='cfg', schedule='constant',
-             steps=50, strength=0.5, seed=0, target=256):
-    "The soft map, the mask over the image and the edit (PIL, enlarged to about `target` px) for the page."
+             steps=50, strength=0.5, seed=0, target=256, keep_background=True):
+    "The soft map, the mask over the image and the edit (PIL, enlarged to about `target` px) for the page; `keep_background` pastes the edit into the upload at its own size."
     if image is None: raise ValueError("Upload an image or pick an example scene first.")
     im = to_rgb(ImageOps.exif_transpose(image) if isinstance(image, Image.Image) else np.asarray(image))
     num = dict(r=as_number('r', r), n=as_number('n', n, True), strength=as_number('strength', strength), threshold=as_number('threshold', threshold),
                steps=as_number('steps', steps, True), guidance_scale=as_number('guidance scale', guidance_scale), seed=as_number('seed', seed, True))
     if not 0 <= num['seed'] < 2**64: raise ValueError(f"seed must be from 0 to 2**64-1, got {seed!r}")
-    side = native_size(pipe)
+    up_im, side = im, native_size(pipe)
     if max(im.size) > side:
         s = side/max(im.size); im = im.resize((max(1, round(im.width*s)), max(1, round(im.height*s))), Image.LANCZOS)
-    out, m, soft = diffedit(pipe, im, ref, query, guide=guide_fn(guide), schedule=schedule_fn(schedule), return_soft=True, **num)
-    k = display_scale(im.size, target)
+    out, m, soft = diffedit(pipe, im, ref, query, guide=guide_fn(guide), schedule=schedule_fn(schedule), return_soft=True, keep_background=False, **num)
+    f = vae_factor(pipe)
+    if keep_background: out = keep_input(up_im, out, m, grow=f, sigma=f/2)   # at the upload's size: the rest is its own pixels
     mt = torch.tensor(np.asarray(m), dtype=torch.float32)[None]/255       # (1, H, W)
-    up = lambda x: x.convert('RGB').resize((x.width*k, x.height*k), Image.NEAREST)
+    def up(x): k = display_scale(x.size, target); return x.convert('RGB').resize((x.width*k, x.height*k), Image.NEAREST)
     return up(soft), up(overlay(im, mt)), up(out)
 
 # %% ../nbs/09_app.ipynb #4cf93a8a
 def _on_edit(pipe):
     "The button's handler: `run_edit` with errors turned into messages on the page."
     import gradio as gr
-    def f(image, ref, query, r, n, threshold, guidance_scale, guide, schedule, steps, seed, progress=gr.Progress()):
+    def f(image, ref, query, r, n, threshold, guidance_scale, guide, schedule, steps, seed, keep_background=True, progress=gr.Progress()):
         progress(0, desc="Editing...")
-        try: return run_edit(pipe, image, ref, query, r, n, threshold, guidance_scale, guide, schedule, steps, seed=seed)
+        try: return run_edit(pipe, image, ref, query, r, n, threshold, guidance_scale, guide, schedule, steps, seed=seed, keep_background=bool(keep_background))
         except (ValueError, TypeError, OSError, FloatingPointError) as e: raise gr.Error(str(e))
     return f
 
@@ -102,6 +103,7 @@ def build(pipe=None, model=None, device=None):
                     g = gr.Slider(0, 15, 7.5, step=0.1, label="guidance scale (about 0.2 for update/both)", elem_id='g')
                     steps = gr.Slider(5, 100, 50, step=1, label="steps", elem_id='steps')
                     seed = gr.Number(0, precision=0, label="seed", elem_id='seed')
+                    keep = gr.Checkbox(True, label="keep the background: outside the mask, the input's own pixels", elem_id='keep')
                 with gr.Row():
                     guide = gr.Radio(list(GUIDES), value='cfg', label="guidance rescale: cfg, rescale pred, update, both, std (diffusers' phi=0.7)", elem_id='guide')
                     schedule = gr.Radio(list(SCHEDULES), value='constant', label="guidance decay (to 0 at the last step)", elem_id='schedule')
@@ -117,7 +119,7 @@ def build(pipe=None, model=None, device=None):
         for x, name in ((r, 'r'), (n, 'n'), (threshold, 'threshold'), (g, 'guidance scale'), (steps, 'steps')):
             _explain(x, f"{name} must be a number from {x.minimum:g} to {x.maximum:g}.")
         _explain(seed, "seed must be a whole number from 0 to 2**64-1.")
-        run.click(_on_edit(pipe), [image, ref, query, r, n, threshold, g, guide, schedule, steps, seed], [soft, over, out], api_name='edit')
+        run.click(_on_edit(pipe), [image, ref, query, r, n, threshold, g, guide, schedule, steps, seed, keep], [soft, over, out], api_name='edit')
     return demo
 
 CSS = "#input img {width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated} #soft img, #overlay img, #result img {image-rendering: pixelated}"

@@ -219,17 +219,22 @@ def cmd_edit(args):
     guide, schedule, g = _guidance(args)
     pipe = _load(args)
     from PIL import Image
-    from diffedit.edit import diffedit
-    size = im.size; side = args.size or (native_size(pipe) if max(size) > native_size(pipe) else None)
+    from diffedit.edit import diffedit, keep_input
+    from diffedit.core import vae_factor
+    orig = im; size = im.size; side = args.size or (native_size(pipe) if max(size) > native_size(pipe) else None)
     if side and side != max(size):
         s = side/max(size); im = im.resize((max(1, round(size[0]*s)), max(1, round(size[1]*s))), Image.LANCZOS)
-        if not args.size: warnings.warn(f"working at {im.size[0]}x{im.size[1]} px, the model's size (--size to change): the whole result is "
-                                        f"resampled back to {size[0]}x{size[1]}, so pixels outside the mask lose detail too")
+        if not args.size: warnings.warn(f"working at {im.size[0]}x{im.size[1]} px, the model's size (--size to change): " +
+                                        (f"the edited region is resampled back to {size[0]}x{size[1]}, the rest keeps the input's pixels" if args.keep_background else
+                                         f"the whole result is resampled back to {size[0]}x{size[1]}, so pixels outside the mask lose detail too"))
     t0 = time.time()
     with progress(pipe, edit_calls(args.steps, args.r, mask is None), 'edit', not args.quiet):
         out, m, soft = diffedit(pipe, im, args.ref, args.query, r=args.r, n=args.n, strength=args.strength, threshold=args.threshold,
-                                steps=args.steps, guidance_scale=g, guide=guide, schedule=schedule, seed=args.seed, mask=mask, return_soft=True)
+                                steps=args.steps, guidance_scale=g, guide=guide, schedule=schedule, seed=args.seed, mask=mask, return_soft=True,
+                                keep_background=False)         # pasted below, at the input's own size
     if not args.quiet: print(f"Edited in {time.time()-t0:.1f} s", file=sys.stderr)
+    f = vae_factor(pipe)
+    if args.keep_background: out = keep_input(orig, out, m, grow=f, sigma=f/2)   # feathered at the working size, pasted at the input's
     if out.size != size: out, m, soft = out.resize(size, Image.LANCZOS), m.resize(size, Image.NEAREST), soft.resize(size, Image.BILINEAR)
     for k, x in {'-o': out, '--mask-out': m, '--soft-out': soft}.items():
         if k in outs: save(x, outs[k])
@@ -310,6 +315,9 @@ def parser():
     e.add_argument('--mask-out', help="also save the binary mask (white = edited)")
     e.add_argument('--soft-out', help="also save the soft mask map, before thresholding")
     e.add_argument('--mask', help="use this mask image (white = edit) instead of computing one")
+    e.add_argument('--keep-background', action=argparse.BooleanOptionalAction, default=True,
+                   help="paste the edit into the input through the feathered mask, so the rest keeps the input's pixels exactly "
+                        "(--no-keep-background: the decoded image as it is)")
     e.add_argument('--overwrite-input', action='store_true', help="let an output replace the input image or mask (refused otherwise)")
     d = e.add_argument_group('DiffEdit')
     d.add_argument('--r', type=_fraction, default=0.7, help="encoding ratio: how far into the noise to encode, in (0, 1] (default: 0.7)")

@@ -17,11 +17,11 @@ import numpy as np, pandas as pd, torch
 from fastcore.basics import chunked
 from PIL import Image
 import diffedit
-from .core import load_pipe, latents_to_image
+from .core import load_pipe, latents_to_image, vae_factor
 from .scenes import make_scene, OBJECTS, BACKGROUNDS
 from .mask import gaussian_blur, get_mask, mask_iou, upsample, noise_diff, soft_map
 from .encode import ddim_encode
-from .edit import masked_decode, diffedit as diffedit_edit, diffusers_diffedit_pipe, background_psnr
+from .edit import masked_decode, diffedit as diffedit_edit, diffusers_diffedit_pipe, background_psnr, pixel_mask, keep_input
 from .train import load_classifier, classify
 
 # %% ../nbs/06_evaluate.ipynb #0e2fc69e
@@ -81,18 +81,21 @@ def score(clf, e, out, m):
 
 # %% ../nbs/06_evaluate.ipynb #4db37017
 @torch.no_grad()
-def run_ours(pipe, edits, r=0.7, n=10, strength=0.5, threshold=0.5, steps=50, guidance_scale=7.5, seed=0, bs=16, masks=None, soft=False, **mask_kwargs):
-    "Our DiffEdit on `edits`, `bs` at a time: edited images, (1, h, w) masks (the soft maps if `soft`) and seconds per edit."
+def run_ours(pipe, edits, r=0.7, n=10, strength=0.5, threshold=0.5, steps=50, guidance_scale=7.5, seed=0, bs=16, masks=None, soft=False, keep_background=True, **mask_kwargs):
+    "Our DiffEdit on `edits`, `bs` at a time: edited images (pasted into the inputs if `keep_background`, as `diffedit` does), (1, h, w) masks (the soft maps if `soft`) and seconds per edit."
     ims, ms, secs = [], [], []
     for k, ch in enumerate(chunked(edits, bs)):
         t0 = time.perf_counter()
         if masks is None:
             mk = [get_mask(pipe, e.scene.image, e.ref, e.query, n, strength, threshold, seed, return_soft=True, **mask_kwargs) for e in ch]
+            pm = [pixel_mask(s, e.scene.image.size, threshold) for e, (m, s) in zip(ch, mk)]
             mk = [s if soft else m for m, s in mk]
-        else: mk = masks[k*bs:k*bs+len(ch)]
+        else: mk = masks[k*bs:k*bs+len(ch)]; pm = [pixel_mask(m, e.scene.image.size) for e, m in zip(ch, mk)]
         enc = ddim_encode(pipe, [e.scene.image for e in ch], r=r, steps=steps)                     # unconditional, as the paper
         y = masked_decode(pipe, enc, torch.stack(mk), [e.query for e in ch], guidance_scale)      # masks (B, 1, h, w)
-        ims += latents_to_image(pipe, y); ms += mk
+        im = latents_to_image(pipe, y); f = vae_factor(pipe)
+        if keep_background: im = [keep_input(e.scene.image, o, p, grow=f, sigma=f/2) for e, o, p in zip(ch, im, pm)]
+        ims += im; ms += mk
         secs += [(time.perf_counter()-t0)/len(ch)]*len(ch)
     return ims, ms, secs
 

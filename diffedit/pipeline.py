@@ -15,19 +15,19 @@ import numpy as np, torch, PIL.Image
 from fastcore.basics import patch
 from .core import image_to_latents, latents_to_image, vae_factor, cfg_pred, check_prompts, check_finite
 from .guidance import rescale_std
-from .mask import get_mask, to_pil_mask
+from .mask import get_mask, to_pil_mask, upsample
 from .encode import ddim_encode
-from .edit import masked_decode, prepare_image
+from .edit import masked_decode, prepare_image, pixel_mask, keep_input
 from diffusers import DiffusionPipeline, AutoencoderKL, UNet2DConditionModel
 from diffusers.image_processor import VaeImageProcessor
 from diffusers.schedulers import KarrasDiffusionSchedulers
 from diffusers.utils import BaseOutput
-from transformers import CLIPTextModel, CLIPTokenizer
+from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 # %% ../nbs/13_pipeline.ipynb #a5762a6e
 @dataclass
 class DiffEditOutput(BaseOutput):
-    "The edited images, and the binary and soft masks as PIL images at the input's size."
+    "The edited images, and the binary and soft masks as PIL images at the input's size (thresholded at that size)."
     images: Union[List[PIL.Image.Image], np.ndarray, torch.Tensor]   # PIL, (B, H, W, 3) floats in [0, 1], or latents, as `output_type` asks
     mask_image: List[PIL.Image.Image]
     soft_mask: List[PIL.Image.Image]
@@ -35,11 +35,15 @@ class DiffEditOutput(BaseOutput):
 # %% ../nbs/13_pipeline.ipynb #ebe0ea3f
 class DiffEditPipeline(DiffusionPipeline):
     "DiffEdit (Couairon et al., arXiv 2210.11427) as a diffusers pipeline over this package's mask, encoding and masked decoding."
-    model_cpu_offload_seq = "text_encoder->unet->vae"
+    model_cpu_offload_seq = "text_encoder->text_encoder_2->unet->vae"
+    _optional_components = ["text_encoder_2", "tokenizer_2"]                # SDXL's second text encoder
     def __init__(self, vae: AutoencoderKL, text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer, unet: UNet2DConditionModel,
-                 scheduler: KarrasDiffusionSchedulers):
+                 scheduler: KarrasDiffusionSchedulers, text_encoder_2: Optional[CLIPTextModelWithProjection] = None,
+                 tokenizer_2: Optional[CLIPTokenizer] = None, force_zeros_for_empty_prompt: bool = False):
         super().__init__()
-        self.register_modules(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
+        self.register_modules(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+                              text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2)
+        self.register_to_config(force_zeros_for_empty_prompt=force_zeros_for_empty_prompt)
         self.image_processor = VaeImageProcessor(vae_scale_factor=vae_factor(self))
 
     @classmethod
@@ -60,8 +64,9 @@ class DiffEditPipeline(DiffusionPipeline):
 def __call__(self: DiffEditPipeline, image, source_prompt: str, target_prompt: str, inpaint_strength: float = 0.7,
              num_maps_per_mask: int = 10, mask_encode_strength: float = 0.5, mask_threshold: float = 0.5,
              num_inference_steps: int = 50, guidance_scale: float = 7.5, guidance_rescale: float = 0.0,
-             generator: Optional[torch.Generator] = None, output_type: str = "pil", return_dict: bool = True):
-    "Edit `image` from `source_prompt` to `target_prompt`: DiffEdit's mask, DDIM encoding to `inpaint_strength`, masked decoding."
+             generator: Optional[torch.Generator] = None, output_type: str = "pil", return_dict: bool = True,
+             keep_background: bool = True):
+    "Edit `image` from `source_prompt` to `target_prompt`: DiffEdit's mask, DDIM encoding to `inpaint_strength`, masked decoding; `keep_background` keeps the input's pixels outside the feathered mask (pixel outputs)."
     if output_type not in ('pil', 'np', 'latent'): raise ValueError(f"output_type must be 'pil', 'np' or 'latent', got {output_type!r}")
     check_prompts(target_prompt, allow_empty=False); check_finite('guidance_scale', guidance_scale)
     if not 0 <= check_finite('guidance_rescale', guidance_rescale) <= 1: raise ValueError(f"guidance_rescale (phi) must be in [0, 1], got {guidance_rescale!r}")
@@ -75,7 +80,10 @@ def __call__(self: DiffEditPipeline, image, source_prompt: str, target_prompt: s
         def guide(u, t, g): bar.update(); return rule(u, t, g)            # called once per decoding step
         y = masked_decode(self, enc, mask, target_prompt, guidance_scale, guide=guide)
     images = y if output_type == 'latent' else [o.resize(size, PIL.Image.LANCZOS) if o.size != size else o for o in latents_to_image(self, y)]
+    pm = pixel_mask(soft, size, mask_threshold)                            # the mask at the input's size
+    f = vae_factor(self)
+    if keep_background and output_type != 'latent': images = [keep_input(image, o, pm, grow=f, sigma=f/2) for o in images]   # the input's pixels outside
     if output_type == 'np': images = np.stack([np.asarray(o, dtype=np.float32)/255 for o in images])
-    out = (images, [to_pil_mask(mask, size)], [to_pil_mask(soft, size)])
+    out = (images, [to_pil_mask(pm)], [to_pil_mask(upsample(soft.float().cpu(), size[::-1]))])
     self.maybe_free_model_hooks()                                          # offloaded models go back to the CPU, as diffusers does
     return DiffEditOutput(*out) if return_dict else out

@@ -7,13 +7,13 @@ Docs: https://diffedit.github.io/diffedit/sdxl.html.md"""
 # %% auto #0
 __all__ = ['SDXL_CONFIG', 'tiny_sdxl_configs', 'tiny_sdxl_pipe', 'random_sdxl_pipe']
 
-# %% ../nbs/15_sdxl.ipynb #63753087
+# %% ../nbs/15_sdxl.ipynb #764a721b
 import copy, torch
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel, AutoencoderKL, EulerDiscreteScheduler
 from .core import embedded_model
 
-# %% ../nbs/15_sdxl.ipynb #a662bb85
+# %% ../nbs/15_sdxl.ipynb #3ed6799b
 SDXL_CONFIG = dict(   # stabilityai/stable-diffusion-xl-base-1.0, the published config files named above
     scheduler=dict(_class_name='EulerDiscreteScheduler', beta_start=0.00085, beta_end=0.012, beta_schedule='scaled_linear', num_train_timesteps=1000,
                    prediction_type='epsilon', steps_offset=1, timestep_spacing='leading', interpolation_type='linear', use_karras_sigmas=False,
@@ -29,7 +29,7 @@ SDXL_CONFIG = dict(   # stabilityai/stable-diffusion-xl-base-1.0, the published 
     text_encoder_2=dict(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20, hidden_act='gelu', projection_dim=1280),
     force_zeros_for_empty_prompt=True)
 
-# %% ../nbs/15_sdxl.ipynb #078e981a
+# %% ../nbs/15_sdxl.ipynb #28882f77
 def tiny_sdxl_configs(width=32, time_dim=8):
     "SDXL base's configs with channel widths and depth shrunk (every structural setting kept)."
     c = copy.deepcopy(SDXL_CONFIG); w = width

@@ -124,7 +124,7 @@ def scene_file(app_url):
     return _upload(app_url, buf.getvalue())
 
 REF, QUERY = 'a horse and a tree on grass', 'a zebra and a tree on grass'
-GOOD = dict(ref=REF, query=QUERY, r=0.7, n=2, threshold=0.5, g=7.5, guide='cfg', schedule='constant', steps=5, seed=0)
+GOOD = dict(ref=REF, query=QUERY, r=0.7, n=2, threshold=0.5, g=7.5, guide='cfg', schedule='constant', steps=5, seed=0, keep=True)
 API_BAD = {                                                           # field changed: words the message must hold
     'nan n':           (dict(n=math.nan), ['n', 'whole number']),
     'nan steps':       (dict(steps=math.nan), ['steps', 'whole number']),
@@ -142,7 +142,7 @@ API_BAD = {                                                           # field ch
 
 def _inputs(image, **kw):
     d = {**GOOD, **kw}
-    return [image, d['ref'], d['query'], d['r'], d['n'], d['threshold'], d['g'], d['guide'], d['schedule'], d['steps'], d['seed']]
+    return [image, d['ref'], d['query'], d['r'], d['n'], d['threshold'], d['g'], d['guide'], d['schedule'], d['steps'], d['seed'], d['keep']]
 
 @pytest.mark.parametrize('name', API_BAD)
 def test_api_bad_input(name, app_url, scene_file):
@@ -167,3 +167,17 @@ def test_api_16bit_upload(app_url):
     assert event == 'complete', (event, out)
     over = Image.open(io.BytesIO(urllib.request.urlopen(out[1]['url'], timeout=60).read())).convert('L')
     assert 100 < np.median(np.asarray(over)) < 160, np.median(np.asarray(over))
+
+def _fetch(out): return np.asarray(Image.open(io.BytesIO(urllib.request.urlopen(out['url'], timeout=60).read())).convert('RGB'))
+
+def test_api_keep_background(app_url, scene_file):
+    "With the box ticked (the default) the result keeps many of the input's pixels exactly; unticked, the decoded image keeps few."
+    from diffedit.scenes import make_scene
+    a = np.asarray(make_scene(['horse', 'tree'], 'grass', seed=1).image)
+    same = {}
+    for keep in (True, False):
+        event, out = _call(app_url, _inputs(scene_file, keep=keep))
+        assert event == 'complete', (event, out)
+        b = Image.fromarray(_fetch(out[2])).resize((64, 64), Image.NEAREST)
+        same[keep] = (np.asarray(b) == a).all(-1).mean()
+    assert same[True] > 0.3 > same[False], same

@@ -107,6 +107,8 @@ def test_exif_and_resample(files):
     assert p.returncode == 0, p.stderr
     assert Image.open(files['tmp']/'out.png').size == (64, 128)
     assert 'resampled' in p.stderr and 'warning' in p.stderr, p.stderr
+    a, b = np.asarray(Image.open(files['tmp']/'photo.jpg').transpose(Image.ROTATE_270)), np.asarray(Image.open(files['tmp']/'out.png'))
+    assert (a == b).all(-1).mean() > 0.2                                # outside the mask, the photo's own pixels at its own size
 
 def test_open_image_exif(files):
     from diffedit.cli import open_image

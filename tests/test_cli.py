@@ -60,6 +60,25 @@ def test_edit_with_mask_in(scene, tmp_path):
     assert (np.asarray(Image.open(tmp_path/'mask.png')) > 127).sum() == 24*24
     assert Image.open(tmp_path/'out.jpg').format == 'JPEG'
 
+def test_keep_background(scene, tmp_path):
+    "By default the edit is pasted into the input: outside the feathered mask every pixel is the input's; --no-keep-background is the decoded image."
+    from diffedit.edit import feather_mask
+    args = ['edit', scene, '--ref', 'a horse and a tree on grass', '--query', 'a zebra and a tree on grass', *FAST]
+    assert cli(*args, '-o', tmp_path/'kept.png', '--mask-out', tmp_path/'mask.png').returncode == 0
+    assert cli(*args, '-o', tmp_path/'plain.png', '--no-keep-background').returncode == 0
+    a, kept, plain = [np.asarray(Image.open(f).convert('RGB')) for f in (scene, tmp_path/'kept.png', tmp_path/'plain.png')]
+    bg = feather_mask(Image.open(tmp_path/'mask.png'), (64, 64))[0].numpy() == 0
+    assert 0.2 < bg.mean() < 1
+    assert (kept[bg] == a[bg]).all() and not (plain[bg] == a[bg]).all()
+
+def test_keep_background_large(scene, tmp_path):
+    "A large input is worked at the model's size, but only the edited region comes back resampled: the rest is the input's own pixels."
+    big = Image.open(scene).resize((200, 136), Image.LANCZOS); big.save(tmp_path/'big.png')
+    p = cli('edit', tmp_path/'big.png', '--ref', 'a horse and a tree on grass', '--query', 'a zebra and a tree on grass', '-o', tmp_path/'out.png', *FAST)
+    assert p.returncode == 0, p.stderr
+    a, b = np.asarray(big), np.asarray(Image.open(tmp_path/'out.png').convert('RGB'))
+    assert a.shape == b.shape and 0.2 < (a == b).all(-1).mean() < 1
+
 def test_sample(tmp_path):
     p = cli('sample', 'a dog on snow', '-o', tmp_path/'grid.png', '--n-images', '2', '--steps', '5', '--guide', 'update', '-q')
     assert p.returncode == 0, p.stderr
