@@ -2,7 +2,7 @@
 clear error (exit 2, one line, no traceback), conversion (exit 0, the input read another way, said or checked), traceback,
 silent wrong (exit 0, wrong picture or an unknown word used without a word) and data loss (an input or an output replaced).
 Run: OMP_NUM_THREADS=1 python bench/bad_input_sweep.py [--quick]   (a few minutes on two CPU cores; --quick skips the edits that run)."""
-import os, shutil, subprocess, sys, tempfile, threading
+import os, shutil, subprocess, sys, tempfile
 from collections import Counter
 from pathlib import Path
 import numpy as np

@@ -4,7 +4,7 @@ changed words' cross-attention map and of their geometric mean, at latent and pi
 with a two-sided sign test. Writes bench/results/mask_attention.json.
 Usage: python bench/mask_attention.py [--n 200] [--no-edits] [--out bench/results/mask_attention.json]
 """
-import argparse, json, math, os, sys, time
+import argparse, json, math, sys, time
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]; sys.path.insert(0, str(ROOT))

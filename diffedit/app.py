@@ -12,8 +12,8 @@ import math, os
 os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')   # the app works offline: no telemetry calls
 import numpy as np, torch
 from PIL import Image, ImageOps
-from .core import load_pipe, image_grid, to_rgb, vae_factor
-from .edit import diffedit, keep_input
+from .core import load_pipe, image_grid, to_rgb
+from .edit import diffedit, paste_edit
 from .mask import overlay
 from .scenes import make_scene
 from .cli import GUIDES, SCHEDULES, guide_fn, schedule_fn, native_size
@@ -54,8 +54,7 @@ def run_edit(pipe, image, ref, query, r=0.7, n=10, threshold=0.5, guidance_scale
     if max(im.size) > side:
         s = side/max(im.size); im = im.resize((max(1, round(im.width*s)), max(1, round(im.height*s))), Image.LANCZOS)
     out, m, soft = diffedit(pipe, im, ref, query, guide=guide_fn(guide), schedule=schedule_fn(schedule), return_soft=True, keep_background=False, **num)
-    f = vae_factor(pipe)
-    if keep_background: out = keep_input(up_im, out, m, grow=f, sigma=f/2)   # at the upload's size: the rest is its own pixels
+    if keep_background: out = paste_edit(pipe, up_im, out, m)   # at the upload's size: the rest is its own pixels
     mt = torch.tensor(np.asarray(m), dtype=torch.float32)[None]/255       # (1, H, W)
     def up(x): k = display_scale(x.size, target); return x.convert('RGB').resize((x.width*k, x.height*k), Image.NEAREST)
     return up(soft), up(overlay(im, mt)), up(out)

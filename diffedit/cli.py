@@ -219,8 +219,7 @@ def cmd_edit(args):
     guide, schedule, g = _guidance(args)
     pipe = _load(args)
     from PIL import Image
-    from diffedit.edit import diffedit, keep_input
-    from diffedit.core import vae_factor
+    from diffedit.edit import diffedit, paste_edit
     orig = im; size = im.size; side = args.size or (native_size(pipe) if max(size) > native_size(pipe) else None)
     if side and side != max(size):
         s = side/max(size); im = im.resize((max(1, round(size[0]*s)), max(1, round(size[1]*s))), Image.LANCZOS)
@@ -233,8 +232,7 @@ def cmd_edit(args):
                                 steps=args.steps, guidance_scale=g, guide=guide, schedule=schedule, seed=args.seed, mask=mask, return_soft=True,
                                 keep_background=False)         # pasted below, at the input's own size
     if not args.quiet: print(f"Edited in {time.time()-t0:.1f} s", file=sys.stderr)
-    f = vae_factor(pipe)
-    if args.keep_background: out = keep_input(orig, out, m, grow=f, sigma=f/2)   # feathered at the working size, pasted at the input's
+    if args.keep_background: out = paste_edit(pipe, orig, out, m)   # feathered at the working size, pasted at the input's
     if out.size != size: out, m, soft = out.resize(size, Image.LANCZOS), m.resize(size, Image.NEAREST), soft.resize(size, Image.BILINEAR)
     for k, x in {'-o': out, '--mask-out': m, '--soft-out': soft}.items():
         if k in outs: save(x, outs[k])

@@ -15,14 +15,15 @@ __all__ = ['embedded_model', 'quiet', 'check_device', 'load_pipe', 'execution_de
 import os, math, inspect, warnings
 os.environ.setdefault('TRANSFORMERS_VERBOSITY', 'error')   # keep library notices out of the lessons
 warnings.filterwarnings('ignore', message='.*IProgress.*')
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, torch
 from PIL import Image
-from diffusers import DiffusionPipeline, StableDiffusionPipeline, DDIMScheduler
+from diffusers import DiffusionPipeline, DDIMScheduler
 import torch.nn.functional as F
 from diffusers.utils.torch_utils import randn_tensor
-from .paper import q_sample, pred_x0, ddim_step
+from .paper import q_sample, ddim_step
 
 # %% ../nbs/00_core.ipynb #51960923
 def embedded_model():
@@ -122,7 +123,6 @@ def unet_kwargs(pipe, x, emb):
     P = pipe.unet.config.projection_class_embeddings_input_dim - 6*pipe.unet.config.addition_time_embed_dim
     return dict(encoder_hidden_states=emb[:, :-1], added_cond_kwargs=dict(text_embeds=emb[:, -1, :P], time_ids=ids))
 
-from contextlib import contextmanager
 @contextmanager
 def vae_precision(pipe):
     "`pipe.vae`, in float32 for the duration if its config asks for it in float16 (SDXL's VAE overflows in float16)."
@@ -192,7 +192,7 @@ def to_rgb(image):
     if isinstance(image, np.ndarray): image = _array_to_pil(image)
     if not isinstance(image, Image.Image): raise TypeError(f"Expected a PIL image or a numpy array, got {type(image).__name__}")
     if image.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'I;16N'):   # 16-bit greyscale: convert('RGB') would clip it to white
-        image = Image.fromarray((np.asarray(image, dtype=np.float64)/257.).round().clip(0, 255).astype(np.uint8))
+        image = _array_to_pil(np.asarray(image, dtype=np.int64).clip(0, 65535).astype(np.uint16))
     if image.mode in ('RGBA','LA') or (image.mode=='P' and 'transparency' in image.info):
         bg = Image.new('RGBA', image.size, (255,255,255,255)); return Image.alpha_composite(bg, image.convert('RGBA')).convert('RGB')
     return image.convert('RGB')

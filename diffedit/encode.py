@@ -10,7 +10,7 @@ __all__ = ['Encoded', 'ddim_encode', 'reconstruct']
 # %% ../nbs/04_encode.ipynb #0f95734f
 from dataclasses import dataclass
 import torch
-from .core import image_to_latents, text_embeddings, to_rgb, predict_eps, ddim_steps, ddim_denoise, DDIMSteps, check_fraction
+from .core import image_to_latents, text_embeddings, predict_eps, ddim_steps, ddim_denoise, DDIMSteps, check_fraction
 from .paper import ddim_step
 
 # %% ../nbs/04_encode.ipynb #81136582

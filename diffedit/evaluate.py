@@ -7,7 +7,7 @@ Docs: https://diffedit.github.io/diffedit/evaluate.html.md"""
 # %% auto #0
 __all__ = ['PAIRS', 'our_rule', 'MASK_RULES', 'VARIANTS', 'BENCH', 'METRICS', 'Edit', 'edit_set', 'crop', 'mask_box', 'score',
            'run_ours', 'run_diffusers', 'score_all', 'diffusers_rule', 'mask_rule_ious', 'full_run', 'race',
-           'bench_one', 'bench', 'main', 'summary', 'floors']
+           'bench_one', 'bench', 'main', 'summary', 'goals']
 
 # %% ../nbs/06_evaluate.ipynb #6b1c03ff
 import argparse, json, os, random, subprocess, sys, time, warnings
@@ -17,11 +17,11 @@ import numpy as np, pandas as pd, torch
 from fastcore.basics import chunked
 from PIL import Image
 import diffedit
-from .core import load_pipe, latents_to_image, vae_factor
+from .core import load_pipe, latents_to_image
 from .scenes import make_scene, OBJECTS, BACKGROUNDS
 from .mask import gaussian_blur, get_mask, mask_iou, upsample, noise_diff, soft_map
 from .encode import ddim_encode
-from .edit import masked_decode, diffedit as diffedit_edit, diffusers_diffedit_pipe, background_psnr, pixel_mask, keep_input
+from .edit import masked_decode, diffedit as diffedit_edit, diffusers_diffedit_pipe, background_psnr, pixel_mask, paste_edit
 from .train import load_classifier, classify
 
 # %% ../nbs/06_evaluate.ipynb #0e2fc69e
@@ -93,8 +93,8 @@ def run_ours(pipe, edits, r=0.7, n=10, strength=0.5, threshold=0.5, steps=50, gu
         else: mk = masks[k*bs:k*bs+len(ch)]; pm = [pixel_mask(m, e.scene.image.size) for e, m in zip(ch, mk)]
         enc = ddim_encode(pipe, [e.scene.image for e in ch], r=r, steps=steps)                     # unconditional, as the paper
         y = masked_decode(pipe, enc, torch.stack(mk), [e.query for e in ch], guidance_scale)      # masks (B, 1, h, w)
-        im = latents_to_image(pipe, y); f = vae_factor(pipe)
-        if keep_background: im = [keep_input(e.scene.image, o, p, grow=f, sigma=f/2) for e, o, p in zip(ch, im, pm)]
+        im = latents_to_image(pipe, y)
+        if keep_background: im = [paste_edit(pipe, e.scene.image, o, p) for e, o, p in zip(ch, im, pm)]
         ims += im; ms += mk
         secs += [(time.perf_counter()-t0)/len(ch)]*len(ch)
     return ims, ms, secs
@@ -275,10 +275,10 @@ def summary(rows, by=('method',)):
     "Mean IoU, background PSNR (dB), edit success (GT box, mask box) and seconds per edit, grouped `by`."
     return pd.DataFrame(rows).groupby(list(by), sort=False).agg(**METRICS)
 
-def floors(rows, bench=None):
-    "The project's floors, each with its measured value and whether it holds."
+def goals(rows, bench=None):
+    "The project's goals, each with its measured value and whether it holds."
     s = summary(rows); o = s.loc['ours']; out = []
-    def add(what, value, floor, ok): out.append(dict(floor=what, value=round(float(value), 3), target=floor, holds=bool(ok)))
+    def add(what, value, target, ok): out.append(dict(goal=what, value=round(float(value), 3), target=target, holds=bool(ok)))
     add('ours: mean mask IoU', o.iou, '>= 0.6', o.iou >= 0.6)
     add('ours: edit success', o.success, '>= 0.8', o.success >= 0.8)
     add('ours: background PSNR (dB)', o.psnr, '>= 30', o.psnr >= 30)

@@ -10,7 +10,7 @@ __all__ = ['GraphedUNet', 'make_fast', 'make_slow']
 # %% ../nbs/14_fast.ipynb #620a3748
 import torch
 from functools import partial
-from .core import unet, eager_unet, execution_device
+from .core import eager_unet, execution_device
 
 # %% ../nbs/14_fast.ipynb #5200c64c
 class GraphedUNet:

@@ -15,8 +15,7 @@ import numpy as np, torch, torch.nn.functional as F
 from diffusers.models.attention_processor import AttnProcessor
 from PIL import Image
 from diffusers.utils.torch_utils import randn_tensor
-from .core import (image_to_latents, text_embeddings, check_fraction, check_prompts, to_rgb, ddim_scheduler,
-                           predict_eps, execution_device)
+from .core import (image_to_latents, text_embeddings, check_fraction, check_prompts, ddim_scheduler, predict_eps)
 from .paper import q_sample
 
 # %% ../nbs/03_mask.ipynb #21b744e9

@@ -17,7 +17,7 @@ from .core import image_to_latents, latents_to_image, vae_factor, cfg_pred, chec
 from .guidance import rescale_std
 from .mask import get_mask, to_pil_mask, upsample
 from .encode import ddim_encode
-from .edit import masked_decode, prepare_image, pixel_mask, keep_input
+from .edit import masked_decode, prepare_image, pixel_mask, paste_edit
 from diffusers import DiffusionPipeline, AutoencoderKL, UNet2DConditionModel
 from diffusers.image_processor import VaeImageProcessor
 from diffusers.schedulers import KarrasDiffusionSchedulers
@@ -81,8 +81,7 @@ def __call__(self: DiffEditPipeline, image, source_prompt: str, target_prompt: s
         y = masked_decode(self, enc, mask, target_prompt, guidance_scale, guide=guide)
     images = y if output_type == 'latent' else [o.resize(size, PIL.Image.LANCZOS) if o.size != size else o for o in latents_to_image(self, y)]
     pm = pixel_mask(soft, size, mask_threshold)                            # the mask at the input's size
-    f = vae_factor(self)
-    if keep_background and output_type != 'latent': images = [keep_input(image, o, pm, grow=f, sigma=f/2) for o in images]   # the input's pixels outside
+    if keep_background and output_type != 'latent': images = [paste_edit(self, image, o, pm) for o in images]   # the input's pixels outside
     if output_type == 'np': images = np.stack([np.asarray(o, dtype=np.float32)/255 for o in images])
     out = (images, [to_pil_mask(pm)], [to_pil_mask(upsample(soft.float().cpu(), size[::-1]))])
     self.maybe_free_model_hooks()                                          # offloaded models go back to the CPU, as diffusers does
