@@ -46,7 +46,7 @@ def cases(d):
     def not_black(p):
         return 'silent wrong' if np.asarray(Image.open(d/'o.png')).max() < 10 else None
     out = []
-    for opt in ('--r', '--n', '--strength', '--threshold', '--steps', '--size', '--guidance-scale', '--decay-to', '--decay-start', '--seed'):
+    for opt in ('--r', '--n', '--mask-encode-strength', '--threshold', '--steps', '--size', '--guidance-scale', '--decay-to', '--decay-start', '--seed'):
         for v in ('0', '-1', '1e9', 'nan', 'inf', 'abc', '1e30', str(2**64), '2.5'):
             out.append((f'edit {opt} {v}', E('scene.png', *FAST, opt, v), {}, not_black))   # after FAST: the last wins
     out += [

@@ -81,7 +81,8 @@ def phase_c(res, pipe, dev, dtype, size, n, reps):
 def phase_d(res, pipe, dev, size, steps, n, reps):
     "End to end: diffusers' pipeline, ours (default), ours (fast), in one run on one card."
     from PIL import Image
-    from diffedit.edit import diffedit, diffusers_diffedit_pipe, diffusers_diffedit
+    from diffedit.edit import diffedit
+    from diffedit.baselines import diffusers_diffedit_pipe, diffusers_diffedit
     from diffedit.fast import make_fast, make_slow
     rng = np.random.default_rng(0)
     img = Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8))

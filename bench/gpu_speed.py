@@ -47,7 +47,8 @@ def main():
     p.add_argument('--reps', type=int, default=3); p.add_argument('--out', default=None); p.add_argument('--tiny', action='store_true')
     a = p.parse_args()
     dev = torch.device('cuda' if torch.cuda.is_available() else 'cpu'); dtype = torch.float16 if dev.type == 'cuda' else torch.float32
-    from diffedit.edit import diffedit, diffusers_diffedit_pipe, diffusers_diffedit
+    from diffedit.edit import diffedit
+    from diffedit.baselines import diffusers_diffedit_pipe, diffusers_diffedit
     pipe = sd15_pipe(dev, dtype, a.tiny); dpipe = diffusers_diffedit_pipe(pipe)
     img = Image.new('RGB', (a.size, a.size), (120, 180, 90))
     ref, q = "a horse on grass", "a zebra on grass"

@@ -10,7 +10,8 @@ import numpy as np, torch, torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]; sys.path.insert(0, str(ROOT))
 import warnings; warnings.filterwarnings('ignore')
 from diffedit.core import load_pipe, image_to_latents
-from diffedit.mask import noise_diff, soft_map, word_map, cross_attention, mask_iou
+from diffedit.mask import noise_diff, soft_map, word_map, cross_attention
+from diffedit.score import mask_iou
 from diffedit.evaluate import edit_set, run_ours, score_all
 from diffedit.train import load_classifier
 import diffedit

@@ -10,7 +10,8 @@ __all__ = ['Encoded', 'ddim_encode', 'reconstruct']
 # %% ../nbs/04_encode.ipynb #0f95734f
 from dataclasses import dataclass
 import torch
-from .core import image_to_latents, text_embeddings, predict_eps, ddim_steps, ddim_denoise, DDIMSteps, check_fraction
+from .config import DEFAULTS
+from .core import image_to_latents, prompt_embeddings, predict_eps, ddim_steps, ddim_denoise, DDIMSteps, check_fraction
 from .paper import ddim_step
 
 # %% ../nbs/04_encode.ipynb #81136582
@@ -28,13 +29,12 @@ class Encoded:
     def r(self): return len(self.sched)/self.sched.steps
 
 @torch.no_grad()
-def ddim_encode(pipe, image=None, r=0.7, steps=50, prompt="", guidance_scale=1., latents=None):
+def ddim_encode(pipe, image=None, r=DEFAULTS.r, steps=DEFAULTS.steps, prompt=DEFAULTS.encode_prompt, guidance_scale=DEFAULTS.encode_guidance, latents=None):
     "DiffEdit step 2: DDIM-encode `image` (or clean `latents`) to ratio `r`, unconditionally unless a `prompt` is given."
     sched = ddim_steps(pipe, steps, check_fraction('r', r))                # the least noisy r of DDIM's timesteps, descending
     if latents is None and image is None: raise ValueError("Give an image (or clean latents) to encode.")
     x0 = x = image_to_latents(pipe, image) if latents is None else latents
-    cond = text_embeddings(pipe, prompt).expand(len(x), -1, -1)
-    uncond = text_embeddings(pipe, "").expand_as(cond) if guidance_scale != 1 else None
+    cond, uncond = prompt_embeddings(pipe, prompt, batch=len(x), guidance_scale=guidance_scale)
     ts, out = torch.tensor(sched.timesteps, device=x.device), []
     for i in reversed(range(len(sched))):                                  # least noisy first
         eps = predict_eps(pipe, x, ts[i], sched.abar[i], cond, uncond, guidance_scale)   # the noise at the level we move to
@@ -43,8 +43,7 @@ def ddim_encode(pipe, image=None, r=0.7, steps=50, prompt="", guidance_scale=1.,
     return Encoded(x0, out[::-1], sched)
 
 # %% ../nbs/04_encode.ipynb #d7e4c0fe
-def reconstruct(pipe, enc, prompt="", guidance_scale=1.):
+def reconstruct(pipe, enc, prompt=DEFAULTS.encode_prompt, guidance_scale=DEFAULTS.encode_guidance):
     "Decode `enc` from its noisiest latent without any mask (to measure how well encoding inverts)."
-    cond = text_embeddings(pipe, prompt).expand(len(enc.x0), -1, -1)
-    uncond = text_embeddings(pipe, "").expand_as(cond) if guidance_scale != 1 else None
+    cond, uncond = prompt_embeddings(pipe, prompt, batch=len(enc.x0), guidance_scale=guidance_scale)
     return ddim_denoise(pipe, enc.latents[0], enc.sched, cond, uncond, guidance_scale)

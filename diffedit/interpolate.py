@@ -12,7 +12,8 @@ __all__ = ['KINDS', 'INITS', 'lerp', 'slerp', 'interpolate_embeddings', 'interpo
 import base64
 from pathlib import Path
 from .core import (check_prompts, check_fraction, text_embeddings, image_to_latents, latents_to_image,
-                           denoise, sample, to_rgb, strength_timesteps)
+                           denoise, sample, to_rgb, strength_timesteps, seed_generator)
+from .config import DEFAULTS
 import numpy as np, torch
 from PIL import Image
 from diffusers.utils.torch_utils import randn_tensor
@@ -62,8 +63,9 @@ INITS = ('txt2img', 'reference', 'chained')
 
 
 @torch.no_grad()
-def interpolate_frames(pipe, prompts, frames=8, kind='slerp', init='reference', image=None, strength=0.6, steps=50,
-                       guidance_scale=7.5, seed=0, negative_prompt="", guide=None, schedule=None, batch_size=8, progress=True):
+def interpolate_frames(pipe, prompts, frames=8, kind='slerp', init='reference', image=None, strength=0.6, steps=DEFAULTS.steps,
+                       guidance_scale=DEFAULTS.guidance_scale, seed=DEFAULTS.seed, negative_prompt="", guide=DEFAULTS.guide, schedule=DEFAULTS.schedule,
+                       batch_size=8, progress=True):
     "PIL frames through `prompts` by interpolated embeddings, `frames` per segment (ends shared), each from the same seeded noise."
     prompts = check_prompts(prompts, allow_empty=False)
     if init not in INITS: raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
@@ -71,7 +73,7 @@ def interpolate_frames(pipe, prompts, frames=8, kind='slerp', init='reference', 
     strength = 1. if init == 'txt2img' else check_fraction('strength', strength)
     segs = interpolate_embeddings(text_embeddings(pipe, prompts), frames, kind)     # [(frames, L, D), (frames-1, L, D), ...]
     uncond = text_embeddings(pipe, negative_prompt)
-    def noise(shape): return randn_tensor(shape, generator=torch.Generator().manual_seed(seed), device=uncond.device, dtype=uncond.dtype)
+    def noise(shape): return randn_tensor(shape, generator=seed_generator(seed), device=uncond.device, dtype=uncond.dtype)
     def start(im):    # as img2img starts: the image's latents noised to the first kept timestep, with the seeded noise
         x0 = image_to_latents(pipe, im)                                              # (1, 4, h, w)
         return pipe.scheduler.add_noise(x0, noise(x0.shape), strength_timesteps(pipe, steps, strength)[:1])

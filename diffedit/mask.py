@@ -6,7 +6,7 @@ Docs: https://diffedit.github.io/diffedit/mask.html.md"""
 
 # %% auto #0
 __all__ = ['gaussian_blur', 'mask_timestep', 'noise_diff', 'soft_map', 'mask_map', 'upsample', 'to_pil_mask', 'overlay',
-           'binarize', 'get_mask', 'mask_iou', 'CrossAttentionStore', 'cross_attention', 'changed_tokens', 'word_map']
+           'binarize', 'get_mask', 'CrossAttentionStore', 'cross_attention', 'changed_tokens', 'word_map']
 
 # %% ../nbs/03_mask.ipynb #5afa5b9e
 import math, warnings
@@ -15,7 +15,9 @@ import numpy as np, torch, torch.nn.functional as F
 from diffusers.models.attention_processor import AttnProcessor
 from PIL import Image
 from diffusers.utils.torch_utils import randn_tensor
-from .core import (image_to_latents, text_embeddings, check_fraction, check_prompts, ddim_scheduler, predict_eps)
+from fastcore.meta import delegates
+from .config import DEFAULTS
+from .core import image_to_latents, text_embeddings, check_fraction, check_prompts, ddim_scheduler, predict_eps, seed_generator
 from .paper import q_sample
 
 # %% ../nbs/03_mask.ipynb #21b744e9
@@ -29,22 +31,23 @@ def gaussian_blur(x, sigma=1.):
     return x.reshape(sh)
 
 # %% ../nbs/03_mask.ipynb #e4418c40
-def mask_timestep(pipe, strength):
-    "The training timestep `strength` of the way to pure noise, and its noise level abar (a float)."
+def mask_timestep(pipe, mask_encode_strength=DEFAULTS.mask_encode_strength):
+    "The training timestep `mask_encode_strength` of the way to pure noise, and its noise level abar (a float)."
     T = pipe.scheduler.config.num_train_timesteps
-    t = min(T-1, int(strength*T))
+    t = min(T-1, int(mask_encode_strength*T))
     return t, float(ddim_scheduler(pipe).alphas_cumprod[t])
 
 @torch.no_grad()
-def noise_diff(pipe, image, ref_prompt, query_prompt, n=10, strength=0.5, seed=0, batch_size=None, generator=None, latents=None):
-    "The raw map (h, w) at latent resolution: mean |eps_Q - eps_R| over `n` draws of noise and the latent channels."
-    strength = check_fraction('strength', strength)
+def noise_diff(pipe, image, ref_prompt, query_prompt, n=DEFAULTS.n, mask_encode_strength=DEFAULTS.mask_encode_strength, seed=DEFAULTS.seed,
+               generator=None, batch_size=None, latents=None):
+    "The raw map (h, w) at latent resolution: mean |eps_Q - eps_R| over `n` draws of noise at `mask_encode_strength` (from `seed`, or `generator`), and the latent channels; `latents`: the image's, if already encoded; `batch_size`: UNet rows per call (default: all 2n)."
+    mask_encode_strength = check_fraction('mask_encode_strength', mask_encode_strength)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1: raise ValueError(f"n (the number of noise draws) must be a positive integer, got {n!r}")
     check_prompts(query_prompt, allow_empty=False)
     x0 = image_to_latents(pipe, image) if latents is None else latents   # (1, 4, h, w)
-    t, a = mask_timestep(pipe, strength)
+    t, a = mask_timestep(pipe, mask_encode_strength)
     emb = torch.cat([text_embeddings(pipe, ref_prompt), text_embeddings(pipe, query_prompt)])   # (2, L, D): R then Q
-    generator = generator or torch.Generator().manual_seed(seed)
+    generator = seed_generator(seed, generator)
     eps = randn_tensor((n, *x0.shape[1:]), generator=generator, device=x0.device, dtype=x0.dtype)
     pairs = q_sample(x0, eps, a).repeat_interleave(2, 0)                    # (2n, 4, h, w): the same noise for R and Q
     bs = max(2, (batch_size or 2*n)//2*2)
@@ -56,19 +59,18 @@ def noise_diff(pipe, image, ref_prompt, query_prompt, n=10, strength=0.5, seed=0
         diff += (e[1::2]-e[0::2]).abs().mean(1).sum(0)                       # |eps_Q - eps_R|, mean over channels
     return diff/n
 
-def soft_map(d, clip=0.99, blur=1.):
+def soft_map(d, clip=DEFAULTS.clip, blur=DEFAULTS.blur):
     "A raw map (h, w) made a soft mask (1, h, w): blurred, extreme values clipped at the `clip` quantile, rescaled to [0, 1]."
     d = gaussian_blur(d, blur)
     d = d.clamp(max=torch.quantile(d, clip))                                 # remove extreme values
     return ((d-d.min())/(d.max()-d.min()).clamp_min(1e-8))[None]            # rescale to [0, 1]
 
-def mask_map(pipe, image, ref_prompt, query_prompt, n=10, strength=0.5, seed=0, batch_size=None, clip=0.99, blur=1., generator=None, latents=None,
-             attention=False):
+@delegates(noise_diff)
+def mask_map(pipe, image, ref_prompt, query_prompt, clip=DEFAULTS.clip, blur=DEFAULTS.blur, attention=False, **kwargs):
     "DiffEdit's soft mask (1, h, w) in [0, 1] at latent resolution: `soft_map` of `noise_diff`; with `attention`, its geometric mean with `word_map`."
     clip = check_fraction('clip', clip)
-    args = (pipe, image, ref_prompt, query_prompt, n, strength, seed, batch_size, generator, latents)
-    if not attention: return soft_map(noise_diff(*args), clip, blur)
-    with cross_attention(pipe) as store: d = noise_diff(*args)
+    if not attention: return soft_map(noise_diff(pipe, image, ref_prompt, query_prompt, **kwargs), clip, blur)
+    with cross_attention(pipe) as store: d = noise_diff(pipe, image, ref_prompt, query_prompt, **kwargs)
     g = (soft_map(d, clip, blur) * soft_map(word_map(store, pipe.tokenizer, ref_prompt, query_prompt, d.shape), 1., blur)).sqrt()
     return g / g.max().clamp_min(1e-8)
 
@@ -88,26 +90,18 @@ def overlay(image, m, color=(255, 0, 80), alpha=0.5):
     return Image.fromarray((np.asarray(image.convert('RGB'))*(1-a) + np.array(color)*a).astype(np.uint8))
 
 # %% ../nbs/03_mask.ipynb #66666856
-def binarize(soft, threshold=0.5):
+def binarize(soft, threshold=DEFAULTS.threshold):
     "The binary mask `soft > threshold` as floats, with a warning (and what to try) when it is empty or full."
     threshold = check_fraction('threshold', threshold)
     m = (soft > threshold).float()
-    if m.sum() == 0: warnings.warn("The mask is empty: the prompts do not disagree anywhere. Make the query differ from the reference in the object, lower `threshold`, or raise `strength`.")
+    if m.sum() == 0: warnings.warn("The mask is empty: the prompts do not disagree anywhere. Make the query differ from the reference in the object, lower `threshold`, or raise `mask_encode_strength`.")
     elif m.mean() == 1: warnings.warn("The mask covers the whole image: raise `threshold`, or make the reference prompt describe the whole image.")
     return m
 
-def get_mask(pipe, image, ref_prompt, query_prompt, n=10, strength=0.5, threshold=0.5, seed=0, return_soft=False, **kwargs):
-    "DiffEdit step 1: the binary mask (1, h, w) of where `query_prompt` would change `image` (and the soft map if `return_soft`)."
-    soft = mask_map(pipe, image, ref_prompt, query_prompt, n=n, strength=strength, seed=seed, **kwargs)
-    m = binarize(soft, threshold)
-    return (m, soft) if return_soft else m
-
-# %% ../nbs/03_mask.ipynb #8e8668f6
-def mask_iou(m, gt):
-    "IoU of a (1, h, w) mask on any device, resized to the ground truth's (H, W), with a boolean ground-truth array."
-    gt = torch.as_tensor(np.asarray(gt)).bool()
-    p = upsample(m.detach().float().cpu(), gt.shape)[0] > 0.5
-    return ((p & gt).sum()/(p | gt).sum().clamp_min(1)).item()
+@delegates(mask_map)
+def get_mask(pipe, image, ref_prompt, query_prompt, threshold=DEFAULTS.threshold, **kwargs):
+    "DiffEdit step 1: the binary mask (1, h, w) of where `query_prompt` would change `image`: `mask_map` thresholded."
+    return binarize(mask_map(pipe, image, ref_prompt, query_prompt, **kwargs), threshold)
 
 # %% ../nbs/03_mask.ipynb #7db558a2
 class CrossAttentionStore(AttnProcessor):

@@ -13,11 +13,10 @@ from functools import partial
 from typing import List, Optional, Union
 import numpy as np, torch, PIL.Image
 from fastcore.basics import patch
-from .core import image_to_latents, latents_to_image, vae_factor, cfg_pred, check_prompts, check_finite
-from .guidance import rescale_std
-from .mask import get_mask, to_pil_mask, upsample
-from .encode import ddim_encode
-from .edit import masked_decode, prepare_image, pixel_mask, paste_edit
+from .config import DEFAULTS
+from .core import check_finite, quiet
+from .guidance import cfg, rescale_std
+from .edit import edit_image
 from diffusers import DiffusionPipeline, AutoencoderKL, UNet2DConditionModel
 from diffusers.image_processor import VaeImageProcessor
 from diffusers.schedulers import KarrasDiffusionSchedulers
@@ -44,13 +43,14 @@ class DiffEditPipeline(DiffusionPipeline):
         self.register_modules(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
                               text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2)
         self.register_to_config(force_zeros_for_empty_prompt=force_zeros_for_empty_prompt)
-        self.image_processor = VaeImageProcessor(vae_scale_factor=vae_factor(self))
+        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)   # as diffusers' pipelines compute it
+        self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
 
     @classmethod
     def from_pipe(cls, pipeline, fast=None, **kwargs):
         "diffusers' `from_pipe`, sharing `pipeline`'s components, keeping their dtype (unless `dtype` is given), progress-bar settings and fast path; `fast=True` turns it on."
         if 'dtype' not in kwargs and 'torch_dtype' not in kwargs: kwargs['dtype'] = pipeline.dtype   # diffusers' default casts shared weights to float32
-        new = super().from_pipe(pipeline, **kwargs)
+        with quiet(): new = super().from_pipe(pipeline, **kwargs)                # no notices about casting shared weights
         new.set_progress_bar_config(**getattr(pipeline, '_progress_bar_config', {}))   # and its progress-bar settings
         new.fast_unet = getattr(pipeline, 'fast_unet', None)                   # the same UNet: its CUDA graphs stay valid
         if fast:
@@ -61,28 +61,22 @@ class DiffEditPipeline(DiffusionPipeline):
 # %% ../nbs/13_pipeline.ipynb #6e68cd98
 @patch
 @torch.no_grad()
-def __call__(self: DiffEditPipeline, image, source_prompt: str, target_prompt: str, inpaint_strength: float = 0.7,
-             num_maps_per_mask: int = 10, mask_encode_strength: float = 0.5, mask_threshold: float = 0.5,
-             num_inference_steps: int = 50, guidance_scale: float = 7.5, guidance_rescale: float = 0.0,
+def __call__(self: DiffEditPipeline, image, source_prompt: str, target_prompt: str, inpaint_strength: float = DEFAULTS.r,
+             num_maps_per_mask: int = DEFAULTS.n, mask_encode_strength: float = DEFAULTS.mask_encode_strength, mask_threshold: float = DEFAULTS.threshold,
+             num_inference_steps: int = DEFAULTS.steps, guidance_scale: float = DEFAULTS.guidance_scale, guidance_rescale: float = 0.0,
              generator: Optional[torch.Generator] = None, output_type: str = "pil", return_dict: bool = True,
-             keep_background: bool = True):
+             keep_background: bool = DEFAULTS.keep_background):
     "Edit `image` from `source_prompt` to `target_prompt`: DiffEdit's mask, DDIM encoding to `inpaint_strength`, masked decoding; `keep_background` keeps the input's pixels outside the feathered mask (pixel outputs)."
     if output_type not in ('pil', 'np', 'latent'): raise ValueError(f"output_type must be 'pil', 'np' or 'latent', got {output_type!r}")
-    check_prompts(target_prompt, allow_empty=False); check_finite('guidance_scale', guidance_scale)
     if not 0 <= check_finite('guidance_rescale', guidance_rescale) <= 1: raise ValueError(f"guidance_rescale (phi) must be in [0, 1], got {guidance_rescale!r}")
-    im, size = prepare_image(self, image)                                  # sides made multiples of the VAE factor
-    x0 = image_to_latents(self, im)                                        # one VAE encoding for the mask and the edit
-    mask, soft = get_mask(self, im, source_prompt, target_prompt, n=num_maps_per_mask, strength=mask_encode_strength,
-                          threshold=mask_threshold, return_soft=True, generator=generator, latents=x0)
-    enc = ddim_encode(self, r=inpaint_strength, steps=num_inference_steps, latents=x0)
-    rule = partial(rescale_std, phi=guidance_rescale) if guidance_rescale else cfg_pred
-    with self.progress_bar(total=len(enc.latents)) as bar:
-        def guide(u, t, g): bar.update(); return rule(u, t, g)            # called once per decoding step
-        y = masked_decode(self, enc, mask, target_prompt, guidance_scale, guide=guide)
-    images = y if output_type == 'latent' else [o.resize(size, PIL.Image.LANCZOS) if o.size != size else o for o in latents_to_image(self, y)]
-    pm = pixel_mask(soft, size, mask_threshold)                            # the mask at the input's size
-    if keep_background and output_type != 'latent': images = [paste_edit(self, image, o, pm) for o in images]   # the input's pixels outside
+    rule = partial(rescale_std, phi=guidance_rescale) if guidance_rescale else cfg
+    with self.progress_bar(total=max(1, round(num_inference_steps*inpaint_strength))) as bar:
+        def guide(u, c, g): bar.update(); return rule(u, c, g)            # called once per decoding step
+        res = edit_image(self, image, source_prompt, target_prompt, r=inpaint_strength, n=num_maps_per_mask, mask_encode_strength=mask_encode_strength,
+                         threshold=mask_threshold, steps=num_inference_steps, guidance_scale=guidance_scale, guide=guide, generator=generator,
+                         keep_background=keep_background, decode=output_type != 'latent')
+    images = res.latents if output_type == 'latent' else [res.image]
     if output_type == 'np': images = np.stack([np.asarray(o, dtype=np.float32)/255 for o in images])
-    out = (images, [to_pil_mask(pm)], [to_pil_mask(upsample(soft.float().cpu(), size[::-1]))])
+    out = (images, [res.mask], [res.soft_mask])
     self.maybe_free_model_hooks()                                          # offloaded models go back to the CPU, as diffusers does
     return DiffEditOutput(*out) if return_dict else out

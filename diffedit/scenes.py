@@ -9,8 +9,8 @@ __all__ = ['OBJECTS', 'BACKGROUNDS', 'font_path', 'glyph', 'article', 'caption',
            'make_scene']
 
 # %% ../nbs/10_scenes.ipynb #234c69ca
-import random, os, json
-from dataclasses import dataclass, field
+import random, os
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 import numpy as np

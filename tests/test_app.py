@@ -1,4 +1,4 @@
-"""The web app as its users reach it: `diffedit app` on localhost, called through its HTTP API (needs Gradio) and driven in a real
+"""The web app as its users reach it: `diffedit-app` on localhost, called through its HTTP API (needs Gradio) and driven in a real
 browser, headless Debian Chromium under Playwright (needs those too)."""
 import base64, io, json, math, os, shutil, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
@@ -24,11 +24,11 @@ def _free_port():
 
 @pytest.fixture(scope='module')
 def app_url(tmp_path_factory):
-    "`diffedit app` started on a free localhost port; its URL once it answers."
+    "`diffedit-app` started on a free localhost port; its URL once it answers."
     port = _free_port(); log = tmp_path_factory.mktemp('app')/'app.log'
     env = {'OMP_NUM_THREADS': '1', **os.environ, 'HF_HUB_OFFLINE': '1', 'DIFFEDIT_MODEL': '', 'GRADIO_ANALYTICS_ENABLED': 'False', 'NO_PROXY': '127.0.0.1,localhost'}
     with open(log, 'w') as f:
-        p = subprocess.Popen([sys.executable, '-m', 'diffedit.cli', 'app', '--port', str(port), '--device', 'cpu'], stdout=f, stderr=subprocess.STDOUT, env=env)
+        p = subprocess.Popen([sys.executable, '-m', 'diffedit.app', '--port', str(port), '--device', 'cpu'], stdout=f, stderr=subprocess.STDOUT, env=env)
     url = f'http://127.0.0.1:{port}/'
     try:
         for _ in range(300):

@@ -47,7 +47,6 @@ BEFORE_LOAD = {
     'scene size 100000': (['scene', 'horse', '-o', '{tmp}/s.png', '--size', '100000'], ['--size', '2048']),
     'scene 65-bit seed': (['scene', 'horse', '-o', '{tmp}/s.png', '--seed', str(2**64)], ['--seed']),
     'demo into a file':  (['demo', '-o', '{notes}'], ['cannot write', 'notes.txt']),
-    'app port':          (['app', '--port', '99999'], ['--port', '65535']),
     'a billion draws':   (EDIT + ['-o', '{tmp}/o.png', '--n', '1000000000'], ['--n', '100']),
     'no command':        ([], ['give a command']),
     'sample huge scale': (['sample', 'a dog', '-o', '{tmp}/g.png', '--scale', '100000'], ['--scale', '1 to 16']),
@@ -139,3 +138,10 @@ def test_save_keeps_permissions(tmp_path):
 
 def _umask():
     u = os.umask(0); os.umask(u); return u
+
+def test_app_port():
+    "diffedit-app refuses a port that cannot exist, in one line, before Gradio or the model load."
+    import subprocess, sys
+    p = subprocess.run([sys.executable, '-m', 'diffedit.app', '--port', '99999'], capture_output=True, text=True, env=ENV, timeout=120)
+    assert p.returncode == 2 and 'Traceback' not in p.stderr, p.stderr
+    assert '--port' in p.stderr and '65535' in p.stderr

@@ -30,7 +30,7 @@ def scene(tmp_path_factory):
 
 def test_help():
     p = cli('--help')
-    assert p.returncode == 0 and all(c in p.stdout for c in ('edit', 'sample', 'scene', 'demo', 'app'))
+    assert p.returncode == 0 and all(c in p.stdout for c in ('edit', 'sample', 'scene', 'demo'))
     p = cli('edit', '--help')
     assert p.returncode == 0 and '--ref' in p.stdout and '--guide' in p.stdout and '--mask-out' in p.stdout
 

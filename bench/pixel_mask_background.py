@@ -1,6 +1,6 @@
 """Pixel-resolution masks and a pixel-exact background, measured on the evaluation's 200 edits.
 
-`python bench/results/pixel_mask_background.py run` runs our DiffEdit once (the evaluation's defaults) and caches the
+`python bench/pixel_mask_background.py run` runs our DiffEdit once (the evaluation's defaults) and caches the
 decoded images with their binary and soft masks; `... score` scores both mask resolutions and the edit with and without
 `keep_background` from that one run, and writes bench/results/pixel_mask_background.json."""
 import sys, time, json, os
@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np, torch
 import diffedit
 from diffedit.core import load_pipe, latents_to_image
-from diffedit.mask import get_mask, mask_iou
+from diffedit.mask import mask_map, binarize
+from diffedit.score import mask_iou
 from diffedit.encode import ddim_encode
 from diffedit.edit import masked_decode
 from diffedit.evaluate import edit_set
@@ -23,7 +24,8 @@ def run(n=200, bs=16, r=0.7, clip=0.99, threshold=0.5):
     torch.set_num_threads(1); pipe = load_pipe(); edits = edit_set(n); res = dict(ims=[], ms=[], softs=[], secs=[])
     for ch in chunked(edits, bs):
         t0 = time.perf_counter()
-        mk = [get_mask(pipe, e.scene.image, e.ref, e.query, 10, 0.5, threshold, 0, return_soft=True, clip=clip) for e in ch]
+        softs = [mask_map(pipe, e.scene.image, e.ref, e.query, clip=clip) for e in ch]
+        mk = [(binarize(s, threshold), s) for s in softs]
         enc = ddim_encode(pipe, [e.scene.image for e in ch], r=r, steps=50)
         y = masked_decode(pipe, enc, torch.stack([m for m, s in mk]), [e.query for e in ch], 7.5)
         res['ims'] += [np.asarray(im) for im in latents_to_image(pipe, y)]
@@ -43,7 +45,8 @@ def score_cached(n=200):
     "Score the cached run: IoU of the latent and the pixel mask; PSNR and success of the edit, plain and with `keep_input`."
     from PIL import Image
     from diffedit.edit import pixel_mask, keep_input, feather_mask
-    from diffedit.evaluate import score, load_classifier
+    from diffedit.score import score
+    from diffedit.train import load_classifier
     torch.set_num_threads(1)
     clf = load_classifier(Path(diffedit.__file__).parent/'models'/'classifier'/'model.safetensors')
     c = torch.load(CACHE, weights_only=False); edits = edit_set(n); rows = []
@@ -74,7 +77,7 @@ def score_cached(n=200):
                     p=sign_p(int((il > ip).sum()), int((ip > il).sum())), **{f'pixel_{k}obj': ip[base.objects == k].mean() for k in (1, 2, 3)},
                     **{f'latent_{k}obj': il[base.objects == k].mean() for k in (1, 2, 3)})
     res = dict(meta=dict(n=n, bs=16, threads=1, steps=50, r=0.7, clip=0.99, threshold=0.5, torch=torch.__version__, date=time.strftime('%Y-%m-%d'),
-                         command='python bench/results/pixel_mask_background.py run && python bench/results/pixel_mask_background.py score',
+                         command='python bench/pixel_mask_background.py run && python bench/pixel_mask_background.py score',
                          note='one run of ours; every variant is computed from its decoded images and soft maps'),
                iou=iou_test, summary=tests, rows=rows)
     OUT.write_text(json.dumps(res, indent=0)); print(pd.DataFrame(tests).round(3).to_string()); print(iou_test)
