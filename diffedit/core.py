@@ -70,8 +70,8 @@ def _no_checker(local):
     xl = f.exists() and 'XL' in json.loads(f.read_text()).get('_class_name', '')
     return {} if xl else dict(safety_checker=None, requires_safety_checker=False)
 
-def load_pipe(model=None, device=None, dtype=None, fast=False, **kwargs):
-    "A diffusers pipeline: the embedded tiny model by default, or any SD 1.x/2.x or SDXL id or folder; `fast` turns on `diffedit.fast.make_fast`."
+def load_pipe(model=None, device=None, dtype=None, **kwargs):
+    "A diffusers pipeline: the embedded tiny model by default, or any SD 1.x/2.x or SDXL id or folder (`diffedit.fast.make_fast` then turns on the fast path)."
     model = model or os.environ.get('DIFFEDIT_MODEL') or embedded_model()
     device = check_device(device)
     if isinstance(dtype, str): dtype = getattr(torch, dtype)
@@ -93,9 +93,6 @@ def load_pipe(model=None, device=None, dtype=None, fast=False, **kwargs):
                       f"(offline, or no such repo). Download it once with network access, pass its folder, or use the embedded model (model=None).") from e
     pipe.set_progress_bar_config(disable=True)
     pipe.to(device)
-    if fast:
-        from diffedit.fast import make_fast
-        make_fast(pipe)
     return pipe
 
 def execution_device(pipe):
