@@ -13,8 +13,7 @@ from diffedit.core import load_pipe, image_to_latents
 from diffedit.mask import noise_diff, soft_map, word_map, cross_attention
 from diffedit.score import mask_iou
 from diffedit.evaluate import edit_set, run_ours, score_all
-from diffedit.train import load_classifier
-import diffedit
+from diffedit.score import load_classifier
 
 def iou_px(soft, gt, th):
     "IoU with the ground truth of the soft map upsampled to pixels, then thresholded."
@@ -50,7 +49,7 @@ def main():
                                for o in sorted({r['objects'] for r in rows})})
     out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True); out.write_text(json.dumps(res, indent=1)); print(json.dumps(res['iou'], indent=1), flush=True)
     if a.no_edits: return
-    clf = load_classifier(Path(diffedit.__file__).parent/'models'/'classifier'/'model.safetensors')
+    clf = load_classifier()
     scores = {}
     for name in ('noise', 'both'):
         t = time.time(); masks = [(m > 0.5).float()[None] for m in maps[name]]

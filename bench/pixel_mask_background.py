@@ -6,7 +6,6 @@ decoded images with their binary and soft masks; `... score` scores both mask re
 import sys, time, json, os
 from pathlib import Path
 import numpy as np, torch
-import diffedit
 from diffedit.core import load_pipe, latents_to_image
 from diffedit.mask import mask_map, binarize
 from diffedit.score import mask_iou
@@ -46,9 +45,9 @@ def score_cached(n=200):
     from PIL import Image
     from diffedit.edit import pixel_mask, keep_input, feather_mask
     from diffedit.score import score
-    from diffedit.train import load_classifier
+    from diffedit.score import load_classifier
     torch.set_num_threads(1)
-    clf = load_classifier(Path(diffedit.__file__).parent/'models'/'classifier'/'model.safetensors')
+    clf = load_classifier()
     c = torch.load(CACHE, weights_only=False); edits = edit_set(n); rows = []
     variants = {'ours': None,                                       # name: (mask the paste goes through, grow px, blur sigma px)
                 'keep_background': ('pixel', 4, 2.),

@@ -22,7 +22,7 @@ class DiffEditConfig:
                     "r, the encoding ratio", "inpaint_strength")
     n: int = knob(10, "noise draws averaged for the mask", "n", "num_maps_per_mask")
     mask_encode_strength: float = knob(0.5, "noise level of the mask's draws, as a fraction of the training schedule", "50% noise", "mask_encode_strength")
-    threshold: float = knob(0.5, "threshold on the soft map in [0, 1] that makes the binary mask", "threshold 0.5")
+    threshold: float = knob(0.5, "threshold on the soft map that makes the binary mask", "threshold 0.5")
     clip: float = knob(0.99, "quantile above which the raw map's extreme values are clipped before rescaling to [0, 1]", "remove extreme values")
     blur: float = knob(1., "standard deviation, in latent cells, of the Gaussian blur of the raw map")
     steps: int = knob(50, "DDIM steps over the whole schedule; an edit runs r of them each way", "DDIM steps", "num_inference_steps")

@@ -6,8 +6,8 @@ Docs: https://diffedit.github.io/diffedit/tiny_model.html.md"""
 
 # %% auto #0
 __all__ = ['SOT', 'EOT', 'make_tokenizer', 'save_tokenizer', 'configs', 'make_dataset', 'to_tensor', 'EMA', 'lr_at', 'fit',
-           'VAELoss', 'train_vae', 'psnr', 'encode_all', 'Denoiser', 'train_unet', 'save_pipeline', 'Classifier',
-           'train_classifier', 'load_classifier', 'classify', 'generation_accuracy', 'train_model', 'main']
+           'VAELoss', 'train_vae', 'psnr', 'encode_all', 'Denoiser', 'train_unet', 'save_pipeline', 'train_classifier',
+           'generation_accuracy', 'train_model', 'main']
 
 # %% ../nbs/11_tiny_model.ipynb #19024a82
 import json, math, os, time, copy, shutil
@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.meta import delegates
 from .scenes import OBJECTS, BACKGROUNDS, caption, make_scene
+from .score import Classifier, classify, load_classifier   # the evaluation's judge, trained here
 
 # %% ../nbs/11_tiny_model.ipynb #12d7864f
 SOT,EOT = "<|startoftext|>","<|endoftext|>"
@@ -250,15 +251,6 @@ def save_pipeline(path, vae, text, tok, unet, cfgs, scaling, meta):
     return pipe
 
 # %% ../nbs/11_tiny_model.ipynb #f253c039
-class Classifier(nn.Module):
-    "A small CNN that names the object in a 64px scene (or a crop resized to 64px)."
-    def __init__(self, n_classes=len(OBJECTS), nf=32):
-        super().__init__()
-        def blk(i,o): return nn.Sequential(nn.Conv2d(i,o,3,padding=1), nn.BatchNorm2d(o), nn.ReLU(), nn.Conv2d(o,o,3,padding=1), nn.BatchNorm2d(o), nn.ReLU(), nn.MaxPool2d(2))
-        self.body = nn.Sequential(blk(3,nf), blk(nf,2*nf), blk(2*nf,4*nf), blk(4*nf,4*nf), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Linear(4*nf, n_classes)
-    def forward(self, x): return self.head(self.body(x))
-
 class _ClassifierLoss(nn.Module):
     def __init__(self, clf): super().__init__(); self.clf = clf
     def forward(self, x, y): return F.cross_entropy(self.clf(x), y)
@@ -275,17 +267,6 @@ def train_classifier(imgs, labels, steps=1500, bs=128, lr=2e-3, seed=0, **kwargs
         x = F.interpolate(to_tensor(imgs[idx.numpy()])[:,:,oy:oy+s,ox:ox+s], size=imgs.shape[1:3], mode='bilinear', align_corners=False)
         return x, y_all[idx]
     return fit(_ClassifierLoss(Classifier()), draw, steps, lr, warmup=50, wd=1e-4, seed=seed, name='classifier', log_every=250, **kwargs).clf
-
-def load_classifier(path, device='cpu'):
-    from safetensors.torch import load_file
-    m = Classifier(); m.load_state_dict(load_file(str(path))); return m.to(device).eval()
-
-@torch.no_grad()
-def classify(clf, imgs):
-    "Predicted object names for PIL images or a (B,3,H,W) tensor in [-1,1]."
-    if not torch.is_tensor(imgs): imgs = to_tensor(np.stack([np.asarray(i.convert('RGB').resize((64,64))) for i in imgs]))
-    dev = next(clf.parameters()).device
-    return [list(OBJECTS)[i] for i in clf(imgs.to(dev).float()).argmax(1).tolist()]
 
 @torch.no_grad()
 def generation_accuracy(pipe, clf, n_per=16, guidance_scale=7.5, steps=50, seed=0, objects=None, bs=128):

@@ -64,7 +64,7 @@ def test_before_load(name, files):
 
 def test_threshold_help_agrees():
     p = cli('edit', '--help')
-    assert '(0, 1]' in ' '.join(p.stdout[p.stdout.rindex('--threshold'):].split()[:12]), p.stdout
+    assert '(0, 1]' in ' '.join(p.stdout[p.stdout.rindex('--threshold'):].split()[:16]), p.stdout
 
 # Known only once the model loads: one line, exit 2, no traceback.
 AT_LOAD = {
