@@ -1,4 +1,4 @@
-"""Our DiffEdit on the CPU, default and fast path, against diffusers' StableDiffusionDiffEditPipeline on the same embedded model.
+"""Our DiffEdit on the CPU, default and fast path (and the fast path with tuned convolutions), against diffusers' StableDiffusionDiffEditPipeline on the same embedded model.
 
 One process, one thread, taking turns on each edit after a warm-up, so that whatever else the machine runs falls on all
 three alike; the turn order rotates from edit to edit. Writes seconds per edit, each edit's ratio to diffusers' time on
@@ -47,26 +47,27 @@ def race(k=8, r=0.8, steps=50, n=10, threads=1, log=print):
     pipe = load_pipe(); dpipe = diffusers_diffedit_pipe(pipe)            # diffusers runs on the default pipeline's own modules
     fpipe = make_fast(load_pipe())                                       # the fast path on its own copy of the model
     ours = lambda p: (lambda e: diffedit(p, e.scene.image, e.ref, e.query, r=r, steps=steps, n=n))
-    fns = {'ours': ours(pipe), 'ours fast': ours(fpipe),
+    tpipe = make_fast(load_pipe(), tune_convs=True)                     # and with the convolutions tuned (not the same bits)
+    fns = {'ours': ours(pipe), 'ours fast': ours(fpipe), 'ours fast, tuned convs': ours(tpipe),
            'diffusers': lambda e: run_diffusers(dpipe, [e], r=r, n=n, steps=steps, bs=1)}
     es = edit_set(k+1)
     warm = {}
     for m, f in fns.items(): t0 = time.perf_counter(); f(es[0]); warm[m] = time.perf_counter() - t0   # the fast path traces here
     count = {}
-    for m, p in (('ours', pipe), ('ours fast', fpipe), ('diffusers', pipe)):   # UNet calls and samples of one edit
+    for m, p in (('ours', pipe), ('ours fast', fpipe), ('ours fast, tuned convs', tpipe), ('diffusers', pipe)):   # UNet calls and samples of one edit
         c, undo = counter(p); fns[m](es[0]); undo(); count[m] = c
     t = {m: [] for m in fns}; cpu = {m: [] for m in fns}; diffs, same = [], []
     load0 = os.getloadavg()
     for i, e in enumerate(es[1:]):
-        order = list(fns)[i % 3:] + list(fns)[:i % 3]                    # rotate who goes first
+        order = list(fns)[i % len(fns):] + list(fns)[:i % len(fns)]      # rotate who goes first
         out = {}
         for m in order:
             c0, t0 = time.process_time(), time.perf_counter(); out[m] = fns[m](e)
             t[m].append(time.perf_counter() - t0); cpu[m].append(time.process_time() - c0)   # CPU time: what preemption by other work does not add
-        (a, am), (b, bm) = out['ours'][:2], out['ours fast'][:2]
-        diffs.append(int(np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max()))
-        same.append(bool((np.asarray(am) == np.asarray(bm)).all()))
-        if log: log(f"edit {i+1}/{k} ({e.old}->{e.new}): " + ', '.join(f"{m} {t[m][-1]:.2f} s" for m in fns) + f"; fast vs default: max diff {diffs[-1]}, same mask {same[-1]}")
+        (a, am) = out['ours'][:2]
+        d = {m: int(np.abs(np.asarray(a, dtype=int) - np.asarray(out[m][0], dtype=int)).max()) for m in ('ours fast', 'ours fast, tuned convs')}
+        diffs.append(d); same.append({m: bool((np.asarray(am) == np.asarray(out[m][1])).all()) for m in d})
+        if log: log(f"edit {i+1}/{k} ({e.old}->{e.new}): " + ', '.join(f"{m} {t[m][-1]:.2f} s" for m in fns) + f"; vs default: max diff {d}, same mask {same[-1]}")
     load1 = os.getloadavg()
     T, P = {m: np.array(v) for m, v in t.items()}, {m: np.array(v) for m, v in cpu.items()}
     methods = {m: dict(sec_per_edit=float(np.median(v)), ratio_to_diffusers=float(np.median(v/T['diffusers'])),
@@ -77,7 +78,9 @@ def race(k=8, r=0.8, steps=50, n=10, threads=1, log=print):
                for m, v in T.items()}
     return dict(what="wall-clock seconds per edit (median) and the median of each edit's ratio to diffusers' time on the same edit; cpu_*: the same in process CPU time",
                 settings=dict(steps=steps, r=r, n=n, guidance_scale=7.5, model='embedded tiny-sd (64 px)'),
-                edits=k, methods=methods, fast_vs_default_max_pixel_diff=max(diffs), fast_vs_default_same_mask=all(same),
+                edits=k, methods=methods, fast_vs_default_max_pixel_diff=max(d['ours fast'] for d in diffs),
+                fast_vs_default_same_mask=all(s['ours fast'] for s in same),
+                tuned_vs_default_max_pixel_diff=max(d['ours fast, tuned convs'] for d in diffs), tuned_vs_default_same_mask=all(s['ours fast, tuned convs'] for s in same),
                 load_avg=dict(start=[round(x, 2) for x in load0], end=[round(x, 2) for x in load1]), machine=machine(threads))
 
 def calls(rounds=9, threads=1, log=print):
@@ -89,8 +92,8 @@ def calls(rounds=9, threads=1, log=print):
                 'eager, channels-last': clx(lambda x, t, e: eager_unet(cl, x, t, e)),
                 'frozen': FrozenUNet(pipe, cache_kv=False, tune_convs=False),
                 'frozen, channels-last': clx(FrozenUNet(cl, cache_kv=False, tune_convs=False)),
-                'frozen, tuned convs': FrozenUNet(pipe, cache_kv=False),
-                'frozen, tuned convs, text k/v once (fast path)': FrozenUNet(pipe)}
+                'frozen, text k/v once (fast path)': FrozenUNet(pipe),
+                'frozen, text k/v once, tuned convs': FrozenUNet(pipe, tune_convs=True)}
     u, c = text_embeddings(pipe, ""), text_embeddings(pipe, "a zebra and a tree on grass")
     t, res = torch.tensor(400), {}
     with torch.no_grad():

@@ -39,7 +39,28 @@ class GraphedUNet:
         g.replay()
         return out.clone()                                                    # the next replay overwrites `out`
 
-# %% ../nbs/14_fast.ipynb #b5454e2f
+# %% ../nbs/14_fast.ipynb #add6286d
+def _cross_attention(u):
+    "The cross-attention layers of `u` whose keys and values are plain linear maps of the text embeddings."
+    if getattr(u, 'encoder_hid_proj', None) is not None: return []      # the text is transformed before the blocks: nothing to cache
+    return [a for a in u.modules() if getattr(a, 'is_cross_attention', False) and getattr(a, 'norm_cross', None) is None
+            and isinstance(getattr(a, 'to_k', None), torch.nn.Linear) and isinstance(getattr(a, 'to_v', None), torch.nn.Linear)]
+
+class _Given(torch.nn.Module):
+    "Stands in for a key or value projection while tracing: the `i`th of the tensors in `box[0]`."
+    def __init__(self, box, i): super().__init__(); self.box, self.i = box, i
+    def forward(self, emb): return self.box[0][self.i]
+
+@contextmanager
+def _given_kv(layers, box):
+    "Inside, `layers` read their keys and values from `box[0]` instead of projecting the text."
+    old = [(a.to_k, a.to_v) for a in layers]
+    for j, a in enumerate(layers): a.to_k, a.to_v = _Given(box, 2*j), _Given(box, 2*j+1)
+    try: yield
+    finally:
+        for a, (k, v) in zip(layers, old): a.to_k, a.to_v = k, v
+
+# %% ../nbs/14_fast.ipynb #de4d3954
 def _seconds(f, k=5):
     "The shortest of `k` timed calls of `f`, after one to warm up: the time least disturbed by whatever else the machine runs."
     f(); ts = []
@@ -67,28 +88,7 @@ def _tuned_convs(u, *args, **kwargs):
     finally:
         for m in convs: del m.forward                                   # back to the class's own forward
 
-# %% ../nbs/14_fast.ipynb #3b2d2bb1
-def _cross_attention(u):
-    "The cross-attention layers of `u` whose keys and values are plain linear maps of the text embeddings."
-    if getattr(u, 'encoder_hid_proj', None) is not None: return []      # the text is transformed before the blocks: nothing to cache
-    return [a for a in u.modules() if getattr(a, 'is_cross_attention', False) and getattr(a, 'norm_cross', None) is None
-            and isinstance(getattr(a, 'to_k', None), torch.nn.Linear) and isinstance(getattr(a, 'to_v', None), torch.nn.Linear)]
-
-class _Given(torch.nn.Module):
-    "Stands in for a key or value projection while tracing: the `i`th of the tensors in `box[0]`."
-    def __init__(self, box, i): super().__init__(); self.box, self.i = box, i
-    def forward(self, emb): return self.box[0][self.i]
-
-@contextmanager
-def _given_kv(layers, box):
-    "Inside, `layers` read their keys and values from `box[0]` instead of projecting the text."
-    old = [(a.to_k, a.to_v) for a in layers]
-    for j, a in enumerate(layers): a.to_k, a.to_v = _Given(box, 2*j), _Given(box, 2*j+1)
-    try: yield
-    finally:
-        for a, (k, v) in zip(layers, old): a.to_k, a.to_v = k, v
-
-# %% ../nbs/14_fast.ipynb #58e87d22
+# %% ../nbs/14_fast.ipynb #40edaa8f
 class _Traced(torch.nn.Module):
     "One UNet call as a module to trace: the keys and values of the text come in as inputs."
     def __init__(self, pipe, box): super().__init__(); self.unet, self._pipe, self.box = pipe.unet, [pipe], box
@@ -97,8 +97,8 @@ class _Traced(torch.nn.Module):
         return eager_unet(self._pipe[0], x, t, emb)
 
 class FrozenUNet:
-    "`pipe`'s UNet on the CPU as TorchScript traced and frozen once per input shape, with the text's cross-attention keys and values once per prompt."
-    def __init__(self, pipe, cache_kv=True, tune_convs=True):
+    "`pipe`'s UNet on the CPU as TorchScript traced and frozen once per input shape, with the text's cross-attention keys and values once per prompt; `tune_convs` picks each convolution's kernel by timing."
+    def __init__(self, pipe, cache_kv=True, tune_convs=False):
         self.pipe, self.tune, self.graphs, self.kvs = pipe, tune_convs, {}, {}
         self.layers = _cross_attention(pipe.unet) if cache_kv else []
 
@@ -130,8 +130,8 @@ class FrozenUNet:
         return self.graphs[key](x, t, emb, *kv)
 
 # %% ../nbs/14_fast.ipynb #2832bdcf
-def make_fast(pipe, graphs=True, channels_last=True, fuse_qkv=False, compile=False):
-    "Turn on the fast path for `pipe` (in place, returned): the UNet from graphs, CUDA graphs (and channels-last memory) on a GPU, frozen TorchScript on the CPU."
+def make_fast(pipe, graphs=True, channels_last=True, fuse_qkv=False, compile=False, tune_convs=False):
+    "Turn on the fast path for `pipe` (in place, returned): the UNet from graphs, CUDA graphs (and channels-last memory) on a GPU, frozen TorchScript on the CPU (`tune_convs`: faster, not to the bit)."
     dev = execution_device(pipe).type; cuda = dev == 'cuda'
     if fuse_qkv: pipe.fuse_qkv_projections()
     if channels_last and cuda:                                            # on the CPU it does not pay (bench/cpu_speed.py --calls)
@@ -140,7 +140,7 @@ def make_fast(pipe, graphs=True, channels_last=True, fuse_qkv=False, compile=Fal
     if compile: pipe.unet.compile(fullgraph=True)                           # in place: the pipeline keeps its module
     fast = None
     if graphs and cuda: fast = GraphedUNet(partial(eager_unet, pipe))
-    elif graphs and dev == 'cpu' and not compile: fast = FrozenUNet(pipe)
+    elif graphs and dev == 'cpu' and not compile: fast = FrozenUNet(pipe, tune_convs=tune_convs)
     pipe.fast_unet = fast
     return pipe
 
