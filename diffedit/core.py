@@ -266,7 +266,7 @@ def eager_unet(pipe, x, t, emb):
     return pipe.unet(x, t, **unet_kwargs(pipe, x, emb)).sample
 
 def unet(pipe, x, t, emb):
-    "One UNet call, replayed from a CUDA graph when `diffedit.fast.make_fast` has turned them on."
+    "One UNet call; after `diffedit.fast.make_fast`, from a CUDA graph on a GPU or a frozen TorchScript graph on the CPU."
     fast = getattr(pipe, 'fast_unet', None)
     return fast(x, t, emb) if fast is not None else eager_unet(pipe, x, t, emb)
 
