@@ -31,15 +31,17 @@ def graph(src):
         g[m] = (deps & mods) - {m}
     return g
 
+def reach(g, a):
+    "The modules `a` imports, directly or through others."
+    seen, todo = set(), list(g[a])
+    while todo:
+        x = todo.pop()
+        if x not in seen: seen.add(x); todo += g[x]
+    return seen
+
 def cycles(g):
     "The modules that sit on an import circle."
-    def reach(a):
-        seen, todo = set(), list(g[a])
-        while todo:
-            x = todo.pop()
-            if x not in seen: seen.add(x); todo += g[x]
-        return seen
-    return {m for m in g if m in reach(m)}
+    return {m for m in g if m in reach(g, m)}
 
 def layers(g):
     "Each module's layer: 0 for those that import nothing of the package, else one more than the highest it imports (circles broken)."
@@ -61,7 +63,7 @@ def draw(g, path, title):
     fig, ax = plt.subplots(figsize=(11, 1.1*(max(rows) + 2)))
     for m, deps in g.items():
         for d in deps:
-            circle = m in bad and d in bad
+            circle = m in reach(g, d)                                      # the import is part of a circle
             ax.annotate('', xy=pos[d], xytext=pos[m], arrowprops=dict(arrowstyle='->', color='crimson' if circle else 'grey', lw=1.6 if circle else 0.7,
                         alpha=0.9 if circle else 0.45, shrinkA=12, shrinkB=12, connectionstyle='arc3,rad=0.08'))
     for m, (x, y) in pos.items():
