@@ -159,6 +159,8 @@ def unknown_words(tok, prompt):
     "Words of `prompt` that `tok` cannot read: mapped to its unknown token, or spelled out in pieces of a letter or two."
     out = []
     for w in prompt.lower().split():
+        w = w.strip('.,;:!?"\'()[]')                                    # "a car, a tree": the comma is not part of the word
+        if not w: continue
         pieces = tok.tokenize(w)
         if tok.unk_token in pieces or (len(pieces) > 1 and len(pieces) >= len(w)/2): out.append(w)
     return out
