@@ -6,8 +6,8 @@ Docs: https://diffedit.github.io/diffedit/tiny_model.html.md"""
 
 # %% auto #0
 __all__ = ['SOT', 'EOT', 'make_tokenizer', 'save_tokenizer', 'configs', 'make_dataset', 'to_tensor', 'EMA', 'lr_at', 'fit',
-           'VAELoss', 'train_vae', 'psnr', 'encode_all', 'Denoiser', 'train_unet', 'save_pipeline', 'train_classifier',
-           'generation_accuracy', 'train_model', 'main']
+           'VAELoss', 'train_vae', 'psnr', 'encode_all', 'Denoiser', 'unet_batches', 'train_unet', 'save_pipeline',
+           'load_parts', 'train_classifier', 'generation_accuracy', 'train_model', 'main']
 
 # %% ../nbs/11_tiny_model.ipynb #19024a82
 import json, math, os, time, copy, shutil
@@ -140,7 +140,7 @@ def fit(model, draw, steps, lr, warmup=0, wd=0., clip=None, ema=None, seed=0, de
     "Train `model` (its forward returns the loss of the batch `draw(generator)` gives) with AdamW, warm-up and cosine, through `accelerate`; returns its EMA (decay `ema`) or the model."
     if steps < 1 or lr <= 0: raise ValueError(f"steps must be at least 1 and lr positive, not {steps} and {lr}")
     acc = _accelerator(device, mixed_precision)
-    ema = EMA(model, ema) if ema else None
+    model.train(); ema = EMA(model, ema) if ema else None   # a loaded model comes in eval mode
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
     model, opt = acc.prepare(model, opt)
     if ema: ema.model.to(acc.device)
@@ -216,14 +216,11 @@ class Denoiser(nn.ModuleDict):
     "The UNet and the text encoder as one module whose forward is DDPM's loss: the MSE of the predicted noise `eps` of `xt`."
     def forward(self, xt, t, tok, eps): return F.mse_loss(self['unet'](xt, t, self['text'](tok)[0]).sample.float(), eps)
 
-@delegates(fit, but=['warmup', 'wd', 'clip', 'ema', 'name'])
-def train_unet(mean, std, ids, steps=4000, bs=256, lr=1e-3, p_uncond=0.1, scaling=1., cfgs=None, seed=0, **kwargs):
-    "Train the UNet and text encoder together on scaled latents with the DDPM loss; drops 10% of captions for CFG; returns the EMA `Denoiser`."
-    from diffusers import UNet2DConditionModel, DDIMScheduler
-    from transformers import CLIPTextModel, CLIPTextConfig
+def unet_batches(mean, std, ids, bs=256, p_uncond=0.1, scaling=1., cfgs=None):
+    "`draw(generator)` for `fit`: noisy scaled latents x_t, their time steps, the captions (a fraction `p_uncond` emptied, for CFG) and the noise."
+    from diffusers import DDIMScheduler
     if not (len(mean) == len(std) == len(ids) > 0): raise ValueError(f"mean, std and ids must be as long as each other, not {len(mean)}, {len(std)}, {len(ids)}")
-    cfgs = cfgs or configs(); torch.manual_seed(seed)
-    model = Denoiser(dict(unet=UNet2DConditionModel(**cfgs['unet']), text=CLIPTextModel(CLIPTextConfig(**cfgs['text']))))
+    cfgs = cfgs or configs()
     acp = DDIMScheduler(**cfgs['sched']).alphas_cumprod
     empty = ids[:1].clone(); empty[:,1:] = cfgs['text']['eos_token_id']  # the tokenised empty caption: SOT then EOT padding
     def draw(g):
@@ -234,6 +231,17 @@ def train_unet(mean, std, ids, steps=4000, bs=256, lr=1e-3, p_uncond=0.1, scalin
         t = torch.randint(0, 1000, (bs,), generator=g)
         a = acp[t].view(-1,1,1,1)
         return a.sqrt()*x0 + (1-a).sqrt()*eps, t, tok, eps   # x_t = sqrt(a) x0 + sqrt(1-a) eps
+    return draw
+
+@delegates(fit, but=['warmup', 'wd', 'clip', 'ema', 'name'])
+def train_unet(mean, std, ids, steps=4000, bs=256, lr=1e-3, p_uncond=0.1, scaling=1., cfgs=None, seed=0, init=None, **kwargs):
+    "Train the UNet and text encoder together on scaled latents with the DDPM loss, fresh or from the `Denoiser` `init` (trained in place); drops 10% of captions for CFG; returns the EMA `Denoiser`."
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextConfig
+    if init is not None and not isinstance(init, Denoiser): raise ValueError(f"init must be a Denoiser (load_parts gives one), not {type(init).__name__}")
+    draw = unet_batches(mean, std, ids, bs, p_uncond, scaling, cfgs)
+    cfgs = cfgs or configs(); torch.manual_seed(seed)
+    model = init if init is not None else Denoiser(dict(unet=UNet2DConditionModel(**cfgs['unet']), text=CLIPTextModel(CLIPTextConfig(**cfgs['text']))))
     return fit(model, draw, steps, lr, warmup=200, wd=1e-2, clip=1., ema=0.999, seed=seed, name='unet', **kwargs)
 
 # %% ../nbs/11_tiny_model.ipynb #124c3397
@@ -249,6 +257,23 @@ def save_pipeline(path, vae, text, tok, unet, cfgs, scaling, meta):
     cfg = Path(path)/'text_encoder'/'config.json'; cfg.write_text(cfg.read_text().replace('"dtype": "float16"', '"dtype": "float32"'))
     (Path(path)/'scenes.json').write_text(json.dumps(meta, indent=1))
     return pipe
+
+def load_parts(path):
+    "A saved pipeline folder's pieces in float32, to continue training from: tokenizer, VAE and its scaling factor, the UNet and text encoder as one `Denoiser`, configs, scene metadata."
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTokenizer, CLIPTextModel
+    path = Path(path)
+    if not (path/'model_index.json').is_file(): raise ValueError(f"{str(path)!r} is not a saved pipeline folder (it has no model_index.json)")
+    tok = CLIPTokenizer.from_pretrained(path/'tokenizer')
+    vae = AutoencoderKL.from_pretrained(path/'vae', dtype=torch.float32).eval()
+    unet = UNet2DConditionModel.from_pretrained(path/'unet', dtype=torch.float32)
+    text = CLIPTextModel.from_pretrained(path/'text_encoder', dtype=torch.float32)
+    cfgs = configs(vae.config.sample_size, len(tok), tok.model_max_length)
+    sched = json.loads((path/'scheduler'/'scheduler_config.json').read_text())
+    cfgs['sched'] = {k: sched.get(k, v) for k,v in cfgs['sched'].items()}   # the noise schedule the model was trained with
+    cfgs['text']['eos_token_id'] = text.config.eos_token_id
+    meta = json.loads((path/'scenes.json').read_text()) if (path/'scenes.json').exists() else None
+    return dict(tok=tok, vae=vae, denoiser=Denoiser(dict(unet=unet, text=text)), cfgs=cfgs, scaling=float(vae.config.scaling_factor), meta=meta)
 
 # %% ../nbs/11_tiny_model.ipynb #f253c039
 class _ClassifierLoss(nn.Module):
@@ -284,45 +309,60 @@ def generation_accuracy(pipe, clf, n_per=16, guidance_scale=7.5, steps=50, seed=
 
 # %% ../nbs/11_tiny_model.ipynb #d922056d
 def train_model(out, n_scenes=40000, size=64, vae_steps=2500, vae_bs=128, unet_steps=4000, unet_bs=256, clf_steps=1500, clf_scenes=20000,
-                device=None, mixed_precision=None, workers=None, minutes=None, ckpt=None, eval_n=16, log=None, eval_steps=50, held_n=512, seed=0):
-    "The whole run: tokenizer, scenes, VAE, latents, UNet + text encoder, classifier; writes the pipeline folder and metrics (from the main process)."
+                device=None, mixed_precision=None, workers=None, minutes=None, ckpt=None, eval_n=16, log=None, eval_steps=50, held_n=512, seed=0,
+                init_from=None, unet_lr=None):
+    "The whole run: tokenizer, scenes, VAE, latents, UNet + text encoder, classifier (or, `init_from` a pipeline folder, its UNet and text encoder trained further); writes the pipeline folder and metrics (from the main process)."
     from safetensors.torch import save_file
     t_start = time.time(); deadline = t_start + 60*minutes if minutes else None
+    out = Path(out); ckpt = Path(ckpt) if ckpt else out/'checkpoint'
+    if init_from is not None:
+        init_from = Path(init_from)
+        if not (init_from/'model_index.json').is_file(): raise ValueError(f"init_from {str(init_from)!r} is not a saved pipeline folder (it has no model_index.json)")
+        if (out/'tiny-sd').resolve() == init_from.resolve(): raise ValueError(f"out {str(out)!r} would write over the model it starts from: give another folder")
     acc = _accelerator(device, mixed_precision); dev, main = acc.device, acc.is_main_process
     if dev.type=='cuda': torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    out = Path(out); out.mkdir(parents=True, exist_ok=True); log = log or out/'train_log.txt'
+    out.mkdir(parents=True, exist_ok=True); log = log or out/'train_log.txt'
     run = dict(device=device, mixed_precision=mixed_precision, log=log, seed=seed)
     workers = workers or max(1, os.cpu_count()//acc.num_processes)
-    ckpt = Path(ckpt) if ckpt else out/'checkpoint'
-    if main and not (ckpt/'tokenizer').exists(): save_tokenizer(make_tokenizer(), ckpt/'tokenizer')
-    acc.wait_for_everyone()   # BPE numbers tied merges in no fixed order: every process, and a resumed run, read this one tokenizer
     from transformers import CLIPTokenizer
-    tok = CLIPTokenizer.from_pretrained(ckpt/'tokenizer'); cfgs = configs(size, len(tok), tok.model_max_length)
+    from diffusers import AutoencoderKL
+    if init_from:   # continue: the tokenizer, VAE and scaling factor stay as they are, so the latents keep their meaning
+        parts = load_parts(init_from); tok, cfgs, scaling, vae = parts['tok'], parts['cfgs'], parts['scaling'], parts['vae'].to(dev)
+        size = vae.config.sample_size; _log(f"continuing from {init_from}: its tokenizer, VAE and scaling factor {scaling:.4f} kept", log)
+    else:
+        if main and not (ckpt/'tokenizer').exists(): save_tokenizer(make_tokenizer(), ckpt/'tokenizer')
+        acc.wait_for_everyone()   # BPE numbers tied merges in no fixed order: every process, and a resumed run, read this one tokenizer
+        tok = CLIPTokenizer.from_pretrained(ckpt/'tokenizer'); cfgs = configs(size, len(tok), tok.model_max_length)
     t = time.time(); imgs, prompts, _ = make_dataset(n_scenes, size, seed=0, workers=workers)
     held, _, _ = make_dataset(held_n, size, seed=10_000_000, workers=workers)
     _log(f"{n_scenes} scenes in {time.time()-t:.1f}s", log)
-    from diffusers import AutoencoderKL
     t = time.time()
-    if (ckpt/'vae').exists(): vae = AutoencoderKL.from_pretrained(ckpt/'vae').to(dev).eval(); _log("resumed: VAE from checkpoint", log)
+    if init_from: pass   # the VAE is kept
+    elif (ckpt/'vae').exists(): vae = AutoencoderKL.from_pretrained(ckpt/'vae').to(dev).eval(); _log("resumed: VAE from checkpoint", log)
     else:
         vae = train_vae(imgs, vae_steps, vae_bs, cfg=cfgs['vae'], ckpt=ckpt/'vae_state', **run).eval()
         if main: vae.save_pretrained(ckpt/'vae')
     vae_time = time.time()-t
     mean, std = encode_all(vae, imgs, dev)
-    scaling = float(1/mean.std())   # SD's scaling factor: unit-variance latents
+    if not init_from: scaling = float(1/mean.std())   # SD's scaling factor: unit-variance latents
     ids = tok(prompts, padding='max_length', max_length=tok.model_max_length, truncation=True, return_tensors='pt').input_ids
-    t = time.time()
-    ema = train_unet(mean, std, ids, unet_steps, unet_bs, scaling=scaling, cfgs=cfgs, ckpt=ckpt/'unet_state', deadline=deadline, **run)
+    t = time.time(); unet_lr = unet_lr or (5e-4 if init_from else 1e-3)
+    ema = train_unet(mean, std, ids, unet_steps, unet_bs, lr=unet_lr, scaling=scaling, cfgs=cfgs, ckpt=ckpt/'unet_state', deadline=deadline,
+                     init=parts['denoiser'] if init_from else None, **run)
     unet_time = time.time()-t
-    cimgs, _, clabels = make_dataset(clf_scenes, size, seed=20_000_000, workers=workers, single=True)
-    clf = train_classifier(cimgs, clabels, clf_steps, ckpt=ckpt/'classifier_state', **run)
+    unet_done = torch.load(ckpt/'unet_state'/'custom_checkpoint_0.pkl', weights_only=False)['n']   # steps done (fewer if the budget ran out)
+    kept_clf = init_from.parent/'classifier'/'model.safetensors' if init_from else None
+    if kept_clf and kept_clf.exists(): clf = load_classifier(kept_clf, device=dev); _log(f"classifier kept from {kept_clf}", log)
+    else:
+        cimgs, _, clabels = make_dataset(clf_scenes, size, seed=20_000_000, workers=workers, single=True)
+        clf = train_classifier(cimgs, clabels, clf_steps, ckpt=ckpt/'classifier_state', **run)
     acc.wait_for_everyone()
     if not main: return None   # the training is shared; writing and measuring the model is the main process's
     vae_psnr = psnr(vae, held, dev); _log(f"VAE held-out PSNR {vae_psnr:.2f} dB", log)
     tst, _, tl = make_dataset(clf_scenes//10, size, seed=30_000_000, workers=workers, single=True)
     clf_acc = float(np.mean([p==list(OBJECTS)[l] for p,l in zip(classify(clf, to_tensor(tst)), tl)]))
     _log(f"classifier accuracy on held-out real scenes {clf_acc:.4f}", log)
-    meta = dict(objects=list(OBJECTS), backgrounds=list(BACKGROUNDS), image_size=size, n_scenes=n_scenes)
+    meta = (parts['meta'] if init_from else None) or dict(objects=list(OBJECTS), backgrounds=list(BACKGROUNDS), image_size=size, n_scenes=n_scenes)
     pipe = save_pipeline(out/'tiny-sd', vae, ema['text'], tok, ema['unet'], cfgs, scaling, meta)
     (out/'classifier').mkdir(exist_ok=True)
     save_file({k:v.contiguous() for k,v in clf.state_dict().items()}, str(out/'classifier'/'model.safetensors'))
@@ -330,17 +370,18 @@ def train_model(out, n_scenes=40000, size=64, vae_steps=2500, vae_bs=128, unet_s
     pipe = StableDiffusionPipeline.from_pretrained(out/'tiny-sd', dtype=torch.float32).to(dev)
     pipe.set_progress_bar_config(disable=True)
     evals = {}
-    for gs in (3., 5., 7.5):
+    for gs in ((3., 5., 7.5) if eval_n else ()):
         acc_, mean_acc = generation_accuracy(pipe, clf, n_per=eval_n, guidance_scale=gs, steps=eval_steps)
         evals[str(gs)] = dict(per_object=acc_, mean=mean_acc); _log(f"generation accuracy at g={gs}: {mean_acc:.4f} {acc_}", log)
     metrics = dict(device=torch.cuda.get_device_name() if dev.type=='cuda' else 'cpu', processes=acc.num_processes, mixed_precision=acc.mixed_precision,
-                   n_scenes=n_scenes, vae_steps=vae_steps, vae_bs=vae_bs, unet_steps=unet_steps, unet_bs=unet_bs, clf_steps=clf_steps,
+                   n_scenes=n_scenes, vae_steps=0 if init_from else vae_steps, vae_bs=vae_bs, unet_steps=unet_steps, unet_steps_done=unet_done,
+                   unet_bs=unet_bs, unet_lr=unet_lr, clf_steps=0 if kept_clf and kept_clf.exists() else clf_steps, init_from=str(init_from) if init_from else None,
                    vae_seconds=vae_time, unet_seconds=unet_time, total_seconds=time.time()-t_start, vae_psnr_db=vae_psnr,
                    classifier_real_accuracy=clf_acc, generation_accuracy=evals, scaling_factor=scaling)
     (out/'metrics.json').write_text(json.dumps(metrics, indent=1))
     return metrics
 
-def main():
+def main(argv=None):
     import argparse
     p = argparse.ArgumentParser(description="Train the embedded tiny Stable Diffusion on emoji scenes (a CPU, one GPU, or several through `accelerate launch`; resumable).")
     p.add_argument('--out', default=str(Path(__file__).parent/'models'), help="folder for tiny-sd/, classifier/, metrics.json")
@@ -351,8 +392,13 @@ def main():
     p.add_argument('--device', default=None, choices=['cpu', 'cuda'], help="default: the GPU when there is one")
     p.add_argument('--mixed_precision', default=None, choices=['no', 'bf16', 'fp16'], help="default: bf16 on CUDA, no on a CPU (or what `accelerate launch` sets)")
     p.add_argument('--workers', type=int, default=None)
-    a = p.parse_args()
-    m = train_model(**vars(a))
+    p.add_argument('--init-from', '--init_from', dest='init_from', default=None,
+                   help="a saved pipeline folder (e.g. diffedit/models/tiny-sd) whose UNet and text encoder to train further; its tokenizer, VAE and classifier are kept")
+    p.add_argument('--unet_lr', type=float, default=None, help="peak learning rate of the UNet and text encoder (default 1e-3 from scratch, 5e-4 when continuing)")
+    a = p.parse_args(argv)
+    if a.unet_lr is not None and not a.unet_lr > 0: p.error(f"--unet_lr must be positive, not {a.unet_lr}")
+    try: m = train_model(**vars(a))
+    except ValueError as e: p.error(str(e))
     if m: print(json.dumps(m, indent=1))
 
 # %% ../nbs/11_tiny_model.ipynb #cf40855c

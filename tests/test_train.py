@@ -1,10 +1,10 @@
-"Training through accelerate: a stopped and resumed run ends where an uninterrupted one does, and two processes train as one."
-import os, subprocess, sys, time, json
+"Training through accelerate: a stopped and resumed run ends where an uninterrupted one does, two processes train as one, a saved model trains further."
+import os, subprocess, sys, time, json, shutil
 from pathlib import Path
 import numpy as np, pytest, torch
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')
-from diffedit.train import (configs, fit, make_dataset, make_tokenizer, train_classifier, train_unet, train_vae, main)
+from diffedit.train import (configs, fit, make_dataset, make_tokenizer, train_classifier, train_unet, train_vae, main, Denoiser)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -131,3 +131,82 @@ def test_train_model_resumes(tmp_path):
     assert 'resumed: VAE from checkpoint' in log and 'resumed: unet at step 2' in log and 'resumed: classifier at step 2' in log
     again = load_file(tmp_path/'tiny-sd'/'unet'/'diffusion_pytorch_model.safetensors')
     assert all(torch.equal(unet[k], again[k]) for k in unet)
+
+def _scratch(path):
+    "A tiny pipeline trained from scratch for two steps at 32 px, with its classifier beside it."
+    from diffedit.train import train_model
+    train_model(path, size=32, n_scenes=16, vae_steps=2, vae_bs=4, unet_steps=2, unet_bs=4, clf_steps=2, clf_scenes=20, device='cpu', workers=1,
+                eval_n=0, held_n=4)
+    return path/'tiny-sd'
+
+def test_continue_from_pipeline(tmp_path):
+    "Continuing starts from exactly the saved weights (its first loss is the loaded model's), keeps VAE and tokenizer, resumes, and loads with load_pipe."
+    from diffedit.train import train_model, load_parts, unet_batches, encode_all
+    from diffedit.core import load_pipe
+    init = _scratch(tmp_path/'a')
+    kw = dict(init_from=init, n_scenes=16, unet_steps=3, unet_bs=4, device='cpu', workers=1, eval_n=0, held_n=4, clf_scenes=20)
+    m = train_model(tmp_path/'b', **kw)
+    assert m['unet_steps_done'] == 3 and m['init_from'] == str(init) and m['vae_steps'] == 0 and m['clf_steps'] == 0 and m['unet_lr'] == 5e-4
+    parts = load_parts(init)
+    imgs, prompts, _ = make_dataset(16, 32, workers=1)
+    mean, std = encode_all(parts['vae'], imgs)
+    ids = parts['tok'](prompts, padding='max_length', max_length=parts['tok'].model_max_length, truncation=True, return_tensors='pt').input_ids
+    batch = unet_batches(mean, std, ids, bs=4, scaling=parts['scaling'], cfgs=parts['cfgs'])(torch.Generator().manual_seed(0))   # step 0's batch
+    with torch.no_grad():
+        loaded = parts['denoiser'](*batch).item()
+        fresh = Denoiser(dict(unet=type(parts['denoiser']['unet'])(**parts['cfgs']['unet']),
+                                                        text=type(parts['denoiser']['text'])(parts['denoiser']['text'].config)))(*batch).item()
+    log = (tmp_path/'b'/'train_log.txt').read_text()
+    first = next(l for l in log.splitlines() if l.startswith('unet step 0 ')).split()[4]
+    assert first == f"{loaded:.5f}" != f"{fresh:.5f}", (first, loaded, fresh)
+    assert f"scaling factor {parts['scaling']:.4f} kept" in log and 'classifier kept from' in log
+    for f in ('vae/diffusion_pytorch_model.safetensors', 'tokenizer/vocab.json', 'tokenizer/merges.txt'):
+        assert (tmp_path/'b'/'tiny-sd'/f).read_bytes() == (init/f).read_bytes(), f
+    pipe = load_pipe(tmp_path/'b'/'tiny-sd', device='cpu')
+    assert pipe.vae.config.scaling_factor == parts['scaling']
+    # stopped after its first step by the time budget, then resumed: the same weights as the uninterrupted continuation
+    train_model(tmp_path/'c', minutes=1e-9, **kw)
+    assert 'stopping at step 1 of 3' in (tmp_path/'c'/'train_log.txt').read_text()
+    train_model(tmp_path/'c', **kw)
+    assert 'resumed: unet at step 1' in (tmp_path/'c'/'train_log.txt').read_text()
+    from safetensors.torch import load_file
+    for k in ('unet/diffusion_pytorch_model.safetensors', 'text_encoder/model.safetensors'):
+        a, b = load_file(tmp_path/'b'/'tiny-sd'/k), load_file(tmp_path/'c'/'tiny-sd'/k)
+        assert all(torch.equal(a[n], b[n]) for n in a), k
+
+def test_continue_bad_input(tmp_path, capsys, monkeypatch):
+    from diffedit.train import train_model
+    with pytest.raises(ValueError, match='not a saved pipeline folder'): train_model(tmp_path/'x', init_from=tmp_path)
+    (tmp_path/'m'/'tiny-sd').mkdir(parents=True); (tmp_path/'m'/'tiny-sd'/'model_index.json').write_text('{}')
+    with pytest.raises(ValueError, match='write over the model it starts from'): train_model(tmp_path/'m', init_from=tmp_path/'m'/'tiny-sd')
+    with pytest.raises(ValueError, match='init must be a Denoiser'): train_unet(torch.zeros(2, 4, 2, 2), torch.zeros(2, 4, 2, 2), torch.zeros(2, 3, dtype=torch.long), steps=1, init=torch.nn.Linear(1, 1))
+    for argv, msg in ((['--init-from', str(tmp_path/'nothing')], 'is not a saved pipeline folder'), (['--unet_lr', '0'], '--unet_lr must be positive')):
+        monkeypatch.setattr(sys, 'argv', ['diffedit-train', *argv])
+        with pytest.raises(SystemExit): main()
+        err = capsys.readouterr().err.strip().splitlines()
+        assert msg in err[-1] and 'Traceback' not in '\n'.join(err), err
+
+def test_gpu_continue_tiny(tmp_path):
+    "bench/gpu_continue.sh runs every phase at a tiny size on the CPU; its weights unpack into a pipeline that loads."
+    import tarfile
+    from diffedit.core import load_pipe, embedded_model
+    env = dict(os.environ, OMP_NUM_THREADS='1', OUT=str(tmp_path/'out'), SKIP_WHEELS='1', PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    r = subprocess.run(['bash', str(ROOT/'bench'/'gpu_continue.sh'), '--tiny', '--device', 'cpu'], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    out = tmp_path/'out'; res = json.loads((out/'continue.json').read_text())
+    assert res['finished'] and res['errors'] == {}, res['errors']
+    assert res['probe']['steps'] == 3 and res['train']['unet_steps_done'] == 3
+    assert res['size']['vae_unchanged'] and res['size']['tokenizer_unchanged'] and res['size']['models_folder_if_adopted_mb'] < 40
+    assert set(res['quality']) == {'today', 'new', 'new_at_least_today'}
+    s = res['edits']['summary']
+    assert res['edits']['done'] == 2 and s['by_model']['new']['edits'] == s['by_model']['today']['edits'] == 2 and s['paired']['edits'] == 2
+    assert sorted(p.name for p in out.iterdir()) == ['continue.json', 'continue.log', 'new-model.tar.part_aa', 'new-model.tar.part_ab']
+    assert all(p.stat().st_size < 16*2**20 for p in out.iterdir())   # each file that comes back from a visit is at most 16 MiB
+    # adopting: today's folder with the new UNet and text encoder loads and holds the new weights
+    (tmp_path/'new-model.tar').write_bytes(b''.join(p.read_bytes() for p in sorted(out.glob('new-model.tar.part_*'))))
+    adopted = tmp_path/'adopted'; shutil.copytree(embedded_model(), adopted/'tiny-sd')
+    with tarfile.open(tmp_path/'new-model.tar') as t: t.extractall(adopted, filter='data')
+    m = json.loads((adopted/'metrics.json').read_text())
+    assert m['unet_steps_done'] == 3 and m['init_from'] == str(embedded_model()) and set(m['generation_accuracy']) == {'3.0', '5.0', '7.5'}
+    pipe = load_pipe(adopted/'tiny-sd', device='cpu')
+    assert pipe.unet.config.sample_size == 16
