@@ -214,6 +214,7 @@ def encode_all(vae, imgs, device='cpu', bs=256):
 # %% ../nbs/11_tiny_model.ipynb #66190193
 class Denoiser(nn.ModuleDict):
     "The UNet and the text encoder as one module whose forward is DDPM's loss: the MSE of the predicted noise `eps` of `xt`."
+    def __init__(self, modules: dict): super().__init__(modules)       # {'unet': ..., 'text': ...}
     def forward(self, xt, t, tok, eps): return F.mse_loss(self['unet'](xt, t, self['text'](tok)[0]).sample.float(), eps)
 
 def unet_batches(mean, std, ids, bs=256, p_uncond=0.1, scaling=1., cfgs=None):
