@@ -12,7 +12,7 @@ import argparse, math, os, sys
 import numpy as np, torch
 from PIL import Image, ImageOps
 from .config import DEFAULTS
-from .core import load_pipe, to_rgb, native_size
+from .core import load_pipe, to_rgb, working_side
 from .guidance import GUIDES, SCHEDULES, default_guidance_scale
 from .edit import edit_image
 from .mask import overlay
@@ -51,7 +51,7 @@ def run_edit(pipe, image, ref, query, r=DEFAULTS.r, n=DEFAULTS.n, threshold=DEFA
     num = dict(r=as_number('r', r), n=as_number('n', n, True), mask_encode_strength=as_number('mask encode strength', mask_encode_strength), threshold=as_number('threshold', threshold),
                steps=as_number('steps', steps, True), guidance_scale=as_number('guidance scale', guidance_scale), seed=as_number('seed', seed, True))
     if not 0 <= num['seed'] < 2**64: raise ValueError(f"seed must be from 0 to 2**64-1, got {seed!r}")
-    side = native_size(pipe) if max(im.size) > native_size(pipe) else None  # a large upload: edited at the model's size, pasted back at its own
+    side = working_side(pipe, im.size)                                   # a large upload: edited at the model's size, pasted back at its own
     res = edit_image(pipe, im, ref, query, guide=guide, schedule=schedule, keep_background=keep_background, side=side, **num)
     mt = torch.tensor(np.asarray(res.mask), dtype=torch.float32)[None]/255  # (1, H, W)
     def up(x): k = display_scale(x.size, target); return x.convert('RGB').resize((x.width*k, x.height*k), Image.NEAREST)

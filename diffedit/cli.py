@@ -192,9 +192,9 @@ def cmd_edit(args):
     check_steps(args)
     guide, schedule, g = _guidance(args)
     pipe = _load(args)
-    from diffedit.core import native_size
+    from diffedit.core import working_side
     from diffedit.edit import edit_image
-    side = args.size or (native_size(pipe) if max(im.size) > native_size(pipe) else None)
+    side = working_side(pipe, im.size, args.size)
     if side and not args.size: warnings.warn(f"working at {side} px on the longer side, the model's size (--size to change): " +
                                              (f"the edited region is resampled back to {im.width}x{im.height}, the rest keeps the input's pixels" if args.keep_background else
                                               f"the whole result is resampled back to {im.width}x{im.height}, so pixels outside the mask lose detail too"))

@@ -46,7 +46,7 @@ def noise_diff(pipe, image, ref_prompt, query_prompt, n=DEFAULTS.n, mask_encode_
     check_prompts(query_prompt, allow_empty=False)
     x0 = image_to_latents(pipe, image) if latents is None else latents   # (1, 4, h, w)
     t, a = mask_timestep(pipe, mask_encode_strength)
-    emb = torch.cat([text_embeddings(pipe, ref_prompt), text_embeddings(pipe, query_prompt)])   # (2, L, D): R then Q
+    emb = text_embeddings(pipe, [ref_prompt, query_prompt])                # (2, L, D): R then Q, in one text-encoder call
     generator = seed_generator(seed, generator)
     eps = randn_tensor((n, *x0.shape[1:]), generator=generator, device=x0.device, dtype=x0.dtype)
     pairs = q_sample(x0, eps, a).repeat_interleave(2, 0)                    # (2n, 4, h, w): the same noise for R and Q
