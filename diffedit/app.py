@@ -44,13 +44,16 @@ def as_number(name, v, whole=False):
 
 def run_edit(pipe, image, ref, query, r=DEFAULTS.r, n=DEFAULTS.n, threshold=DEFAULTS.threshold, guidance_scale=DEFAULTS.guidance_scale,
              guide=DEFAULTS.guide, schedule=DEFAULTS.schedule, steps=DEFAULTS.steps, mask_encode_strength=DEFAULTS.mask_encode_strength,
-             seed=DEFAULTS.seed, target=256, keep_background=DEFAULTS.keep_background):
+             seed=DEFAULTS.seed, target=256, keep_background=DEFAULTS.keep_background, refine=DEFAULTS.refine, word_weight=DEFAULTS.word_weight):
     "The soft map, the mask over the image and the edit (PIL, enlarged to about `target` px) for the page; `keep_background` pastes the edit into the upload at its own size."
     if image is None: raise ValueError("Upload an image or pick an example scene first.")
     im = to_rgb(ImageOps.exif_transpose(image) if isinstance(image, Image.Image) else np.asarray(image))
     num = dict(r=as_number('r', r), n=as_number('n', n, True), mask_encode_strength=as_number('mask encode strength', mask_encode_strength), threshold=as_number('threshold', threshold),
-               steps=as_number('steps', steps, True), guidance_scale=as_number('guidance scale', guidance_scale), seed=as_number('seed', seed, True))
+               steps=as_number('steps', steps, True), guidance_scale=as_number('guidance scale', guidance_scale), seed=as_number('seed', seed, True),
+               refine=as_number('refine', refine), word_weight=as_number('word weight', word_weight))
     if not 0 <= num['seed'] < 2**64: raise ValueError(f"seed must be from 0 to 2**64-1, got {seed!r}")
+    if num['refine'] < 0: raise ValueError(f"refine must be 0 (off) or more latent cells, got {refine!r}")
+    if num['word_weight'] <= 0: raise ValueError(f"word weight must be positive (1: the prompt as written), got {word_weight!r}")
     side = working_side(pipe, im.size)                                   # a large upload: edited at the model's size, pasted back at its own
     res = edit_image(pipe, im, ref, query, guide=guide, schedule=schedule, keep_background=keep_background, side=side, **num)
     mt = torch.tensor(np.asarray(res.mask), dtype=torch.float32)[None]/255  # (1, H, W)
@@ -61,9 +64,11 @@ def run_edit(pipe, image, ref, query, r=DEFAULTS.r, n=DEFAULTS.n, threshold=DEFA
 def _on_edit(pipe):
     "The button's handler: `run_edit` with errors turned into messages on the page."
     import gradio as gr
-    def f(image, ref, query, r, n, threshold, guidance_scale, guide, schedule, steps, seed, keep_background=True, progress=gr.Progress()):
+    def f(image, ref, query, r, n, threshold, guidance_scale, guide, schedule, steps, seed, keep_background=True, refine=DEFAULTS.refine,
+          word_weight=DEFAULTS.word_weight, progress=gr.Progress()):
         progress(0, desc="Editing...")
-        try: return run_edit(pipe, image, ref, query, r, n, threshold, guidance_scale, guide, schedule, steps, seed=seed, keep_background=bool(keep_background))
+        try: return run_edit(pipe, image, ref, query, r, n, threshold, guidance_scale, guide, schedule, steps, seed=seed, keep_background=bool(keep_background),
+                             refine=refine, word_weight=word_weight)
         except (ValueError, TypeError, OSError, FloatingPointError) as e: raise gr.Error(str(e))
     return f
 
@@ -96,8 +101,10 @@ def build(pipe=None, model=None, device=None):
                     r = gr.Slider(0.05, 1, DEFAULTS.r, step=0.05, label="r: encoding ratio", elem_id='r')
                     n = gr.Slider(1, 20, DEFAULTS.n, step=1, label="n: noise draws for the mask", elem_id='n')
                     threshold = gr.Slider(0.05, 0.95, DEFAULTS.threshold, step=0.05, label="mask threshold", elem_id='threshold')
+                    refine = gr.Slider(0, 8, DEFAULTS.refine, step=0.5, label="refine: edge filter radius, latent cells (0: off)", elem_id='refine')
                 with gr.Row():
                     g = gr.Slider(0, 15, DEFAULTS.guidance_scale, step=0.1, label=f"guidance scale (about {default_guidance_scale('update')} for update/both)", elem_id='g')
+                    weight = gr.Slider(0.1, 4, DEFAULTS.word_weight, step=0.1, label="weight of the query's new words (1: as written)", elem_id='word_weight')
                     steps = gr.Slider(5, 100, DEFAULTS.steps, step=1, label="steps", elem_id='steps')
                     seed = gr.Number(DEFAULTS.seed, precision=0, label="seed", elem_id='seed')
                     keep = gr.Checkbox(DEFAULTS.keep_background, label="keep the background: outside the mask, the input's own pixels", elem_id='keep')
@@ -113,10 +120,10 @@ def build(pipe=None, model=None, device=None):
         pick.change(example, pick, [image, ref, query])
         guide.change(lambda v, cur: default_guidance_scale(v) if v in ('update', 'both') else (default_guidance_scale(v) if cur < 1 else cur), [guide, g], g)
         _explain(image, "The upload is not an image this app can read: give a PNG or JPEG file.")
-        for x, name in ((r, 'r'), (n, 'n'), (threshold, 'threshold'), (g, 'guidance scale'), (steps, 'steps')):
+        for x, name in ((r, 'r'), (n, 'n'), (threshold, 'threshold'), (g, 'guidance scale'), (steps, 'steps'), (refine, 'refine'), (weight, 'word weight')):
             _explain(x, f"{name} must be a number from {x.minimum:g} to {x.maximum:g}.")
         _explain(seed, "seed must be a whole number from 0 to 2**64-1.")
-        run.click(_on_edit(pipe), [image, ref, query, r, n, threshold, g, guide, schedule, steps, seed, keep], [soft, over, out], api_name='edit')
+        run.click(_on_edit(pipe), [image, ref, query, r, n, threshold, g, guide, schedule, steps, seed, keep, refine, weight], [soft, over, out], api_name='edit')
     return demo
 
 CSS = "#input img {width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated} #soft img, #overlay img, #result img {image-rendering: pixelated}"

@@ -65,8 +65,8 @@ def __call__(self: DiffEditPipeline, image, source_prompt: str, target_prompt: s
              num_maps_per_mask: int = DEFAULTS.n, mask_encode_strength: float = DEFAULTS.mask_encode_strength, mask_threshold: float = DEFAULTS.threshold,
              num_inference_steps: int = DEFAULTS.steps, guidance_scale: float = DEFAULTS.guidance_scale, guidance_rescale: float = 0.0,
              generator: Optional[torch.Generator] = None, output_type: str = "pil", return_dict: bool = True,
-             keep_background: bool = DEFAULTS.keep_background):
-    "Edit `image` from `source_prompt` to `target_prompt`: DiffEdit's mask, DDIM encoding to `inpaint_strength`, masked decoding; `keep_background` keeps the input's pixels outside the feathered mask (pixel outputs)."
+             keep_background: bool = DEFAULTS.keep_background, refine: float = DEFAULTS.refine, word_weight: float = DEFAULTS.word_weight):
+    "Edit `image` from `source_prompt` to `target_prompt`: DiffEdit's mask, DDIM encoding to `inpaint_strength`, masked decoding; `keep_background` keeps the input's pixels outside the feathered mask (pixel outputs); `refine` and `word_weight` as in `edit_image`."
     if output_type not in ('pil', 'np', 'latent'): raise ValueError(f"output_type must be 'pil', 'np' or 'latent', got {output_type!r}")
     if not 0 <= check_finite('guidance_rescale', guidance_rescale) <= 1: raise ValueError(f"guidance_rescale (phi) must be in [0, 1], got {guidance_rescale!r}")
     rule = partial(rescale_std, phi=guidance_rescale) if guidance_rescale else cfg
@@ -74,7 +74,7 @@ def __call__(self: DiffEditPipeline, image, source_prompt: str, target_prompt: s
         def guide(u, c, g): bar.update(); return rule(u, c, g)            # called once per decoding step
         res = edit_image(self, image, source_prompt, target_prompt, r=inpaint_strength, n=num_maps_per_mask, mask_encode_strength=mask_encode_strength,
                          threshold=mask_threshold, steps=num_inference_steps, guidance_scale=guidance_scale, guide=guide, generator=generator,
-                         keep_background=keep_background, decode=output_type != 'latent')
+                         keep_background=keep_background, refine=refine, word_weight=word_weight, decode=output_type != 'latent')
     images = res.latents if output_type == 'latent' else [res.image]
     if output_type == 'np': images = np.stack([np.asarray(o, dtype=np.float32)/255 for o in images])
     out = (images, [res.mask], [res.soft_mask])

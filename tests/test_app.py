@@ -124,7 +124,7 @@ def scene_file(app_url):
     return _upload(app_url, buf.getvalue())
 
 REF, QUERY = 'a horse and a tree on grass', 'a zebra and a tree on grass'
-GOOD = dict(ref=REF, query=QUERY, r=0.7, n=2, threshold=0.5, g=7.5, guide='cfg', schedule='constant', steps=5, seed=0, keep=True)
+GOOD = dict(ref=REF, query=QUERY, r=0.7, n=2, threshold=0.5, g=7.5, guide='cfg', schedule='constant', steps=5, seed=0, keep=True, refine=2., word_weight=1.5)
 API_BAD = {                                                           # field changed: words the message must hold
     'nan n':           (dict(n=math.nan), ['n', 'whole number']),
     'nan steps':       (dict(steps=math.nan), ['steps', 'whole number']),
@@ -136,13 +136,17 @@ API_BAD = {                                                           # field ch
     'nan r':           (dict(r=math.nan), ['r', 'finite']),
     'null threshold':  (dict(threshold=None), ['threshold', 'number']),
     'negative n':      (dict(n=-3), ['n', 'from 1 to 20']),
+    'negative refine': (dict(refine=-1), ['refine', 'from 0 to 8']),
+    'nan refine':      (dict(refine=math.nan), ['refine', 'finite']),
+    'word weight 0':   (dict(word_weight=0), ['word weight', 'from 0.1 to 4']),
+    'nan word weight': (dict(word_weight=math.nan), ['word weight', 'finite']),
     'empty query':     (dict(query=''), ['prompt is empty']),
     'unknown guide':   (dict(guide='bogus'), ['bogus']),
 }
 
 def _inputs(image, **kw):
     d = {**GOOD, **kw}
-    return [image, d['ref'], d['query'], d['r'], d['n'], d['threshold'], d['g'], d['guide'], d['schedule'], d['steps'], d['seed'], d['keep']]
+    return [image, d['ref'], d['query'], d['r'], d['n'], d['threshold'], d['g'], d['guide'], d['schedule'], d['steps'], d['seed'], d['keep'], d['refine'], d['word_weight']]
 
 @pytest.mark.parametrize('name', API_BAD)
 def test_api_bad_input(name, app_url, scene_file):

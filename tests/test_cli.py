@@ -79,6 +79,15 @@ def test_keep_background_large(scene, tmp_path):
     a, b = np.asarray(big), np.asarray(Image.open(tmp_path/'out.png').convert('RGB'))
     assert a.shape == b.shape and 0.2 < (a == b).all(-1).mean() < 1
 
+def test_refine_and_word_weight(scene, tmp_path):
+    "--refine and --word-weight reach the edit: with the filter off and the prompt as written, the mask and the result differ from the defaults'."
+    args = ['edit', scene, '--ref', 'a horse and a tree on grass', '--query', 'a zebra and a tree on grass', *FAST]
+    assert cli(*args, '-o', tmp_path/'a.png', '--mask-out', tmp_path/'ma.png').returncode == 0
+    p = cli(*args, '-o', tmp_path/'b.png', '--mask-out', tmp_path/'mb.png', '--refine', '0', '--word-weight', '1')
+    assert p.returncode == 0, p.stderr
+    a, b, ma, mb = [np.asarray(Image.open(tmp_path/f)) for f in ('a.png', 'b.png', 'ma.png', 'mb.png')]
+    assert (ma != mb).any() and (a != b).any()
+
 def test_sample(tmp_path):
     p = cli('sample', 'a dog on snow', '-o', tmp_path/'grid.png', '--n-images', '2', '--steps', '5', '--guide', 'update', '-q')
     assert p.returncode == 0, p.stderr
@@ -94,6 +103,8 @@ def test_progress_bar(scene, tmp_path):
     (['edit', '{scene}', '--ref', 'a', '--query', 'b', '-o', 'o.png', '--mask', 'nomask.png'], ['no such mask file']),
     (['edit', '{scene}', '--ref', 'a', '--query', 'b', '-o', 'o.png', '--r', '1.5'], ['--r', '(0, 1]']),
     (['edit', '{scene}', '--ref', 'a', '--query', 'b', '-o', 'o.png', '--n', '0'], ['--n', 'from 1 to 100']),
+    (['edit', '{scene}', '--ref', 'a', '--query', 'b', '-o', 'o.png', '--refine', '-2'], ['--refine', 'from 0']),
+    (['edit', '{scene}', '--ref', 'a', '--query', 'b', '-o', 'o.png', '--word-weight', '0'], ['--word-weight', 'positive']),
     (['edit', '{scene}', '--ref', 'a', '--query', 'b', '-o', 'o.png', '--guide', 'rescale'], ['--guide', 'invalid choice']),
     (['edit', '{scene}', '--query', 'b', '-o', 'o.png'], ['--ref']),
     (['edit', '{scene}', '--ref', 'a', '--query', 'b', '-o', 'o.bad'], ['.png']),

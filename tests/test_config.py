@@ -38,7 +38,7 @@ def test_pipeline_agrees():
     from diffedit.pipeline import DiffEditPipeline
     names = dict(inpaint_strength='r', num_maps_per_mask='n', mask_threshold='threshold', num_inference_steps='steps')
     knobs = _knobs_in(DiffEditPipeline.__call__, names)
-    assert set(knobs) == {'r', 'n', 'mask_encode_strength', 'threshold', 'steps', 'guidance_scale', 'keep_background'}
+    assert set(knobs) == {'r', 'n', 'mask_encode_strength', 'threshold', 'steps', 'guidance_scale', 'keep_background', 'refine', 'word_weight'}
     for k, v in knobs.items(): assert v == getattr(DEFAULTS, k), k
     for p, k in names.items():   # the diffusers names the config records are the pipeline's own parameters
         assert DEFAULTS.__dataclass_fields__[k].metadata['diffusers'] in (p, None), (p, k)
@@ -47,9 +47,9 @@ def test_cli_agrees():
     from diffedit.cli import parser
     sub = next(a for a in parser()._actions if a.__class__.__name__ == '_SubParsersAction')
     edit = sub.choices['edit']; d = {a.dest: a.default for a in edit._actions}
-    for k in ('r', 'n', 'mask_encode_strength', 'threshold', 'steps', 'guide', 'schedule', 'seed', 'keep_background'): assert d[k] == getattr(DEFAULTS, k), k
+    for k in ('r', 'n', 'mask_encode_strength', 'threshold', 'refine', 'word_weight', 'steps', 'guide', 'schedule', 'seed', 'keep_background'): assert d[k] == getattr(DEFAULTS, k), k
     help_ = edit.format_help()
-    for k in ('r', 'n', 'mask_encode_strength', 'threshold'): assert f"(default: {getattr(DEFAULTS, k)})" in ' '.join(help_.split())
+    for k in ('r', 'n', 'mask_encode_strength', 'threshold', 'refine', 'word_weight'): assert f"(default: {getattr(DEFAULTS, k)})" in ' '.join(help_.split())
     assert d['guidance_scale'] is None and str(DEFAULTS.guidance_scale) in help_   # None: the guide's own default, 7.5 for cfg
     from diffedit.guidance import default_guidance_scale
     assert default_guidance_scale(DEFAULTS.guide) == DEFAULTS.guidance_scale
@@ -60,7 +60,8 @@ def test_app_agrees():
     from diffedit.core import load_pipe
     demo = build(load_pipe(device='cpu'))
     vals = {c.elem_id: c.value for c in demo.blocks.values() if getattr(c, 'elem_id', None)}
-    for el, k in dict(r='r', n='n', threshold='threshold', g='guidance_scale', steps='steps', seed='seed', keep='keep_background', guide='guide', schedule='schedule').items():
+    for el, k in dict(r='r', n='n', threshold='threshold', g='guidance_scale', steps='steps', seed='seed', keep='keep_background', guide='guide', schedule='schedule',
+                     refine='refine', word_weight='word_weight').items():
         assert vals[el] == getattr(DEFAULTS, k), (el, vals[el])
 
 sys.path.insert(0, str(PKG.parent/'scripts'))
