@@ -187,8 +187,8 @@ def _save(path, res):
 
 def full_run(path='bench/results/eval_full.json', n=200, sweep_n=10, rs=(0.3, 0.5, 0.7, 0.85, 1.0), variant_n=20, bs=16, threads=1,
              stages=STAGES, methods=('ours', 'diffusers', 'diffusers matched'), r=0.7, clip=0.99, threshold=0.5, sdedit_rs=(0.7, 0.5), steps=50, log=print,
-             edit_seed=0, update=False):
-    "Run the whole evaluation and write its rows as JSON to `path`, stage after stage (`r`, `clip`, `threshold`: ours in the main run); the edits (`edit_set(n, edit_seed)`) are shared between `accelerate`'s processes, if launched with several; `update`: keep what `path` already holds but the stages (and main's methods) run now."
+             edit_seed=0, update=False, levers=None):
+    "Run the whole evaluation and write its rows as JSON to `path`, stage after stage (`r`, `clip`, `threshold`: ours in the main run); the edits (`edit_set(n, edit_seed)`) are shared between `accelerate`'s processes, if launched with several; `update`: keep what `path` already holds but the stages (and main's methods) run now; `levers`: the names of `LEVERS` to run (default: all)."
     st = _state(); log = log if log and st.is_main_process else (lambda *a: None)
     pipe = load_pipe(device=st.device if st.num_processes > 1 else None); dpipe = diffusers_diffedit_pipe(pipe)
     clf = load_classifier()
@@ -233,6 +233,11 @@ def full_run(path='bench/results/eval_full.json', n=200, sweep_n=10, rs=(0.3, 0.
         for name, kw in VARIANTS:
             res['variants'] += run_shared(lambda es, **k: run_ours(pipe, es, bs=bs, **{'steps': steps, **kw}), ve, clf, bs, method=name, r=0.7)[0]
             save(); log(f"variant {name}")
+    if 'levers' in stages:
+        for name, kw in [l for l in LEVERS if levers is None or l[0] in levers]:
+            t0 = time.time()
+            res['levers'] += run_shared(lambda es, **k: run_ours(pipe, es, bs=bs, clip=clip, threshold=threshold, steps=steps, **kw, **k), edits, clf, bs, method=name, r=DEFAULTS.r)[0]
+            save(); log(f"lever {name}: {time.time()-t0:.0f}s")
     return res
 
 # %% ../nbs/19_benchmark.ipynb #342336a7
@@ -342,6 +347,7 @@ def main(argv=None):
     p.add_argument('--sdedit-r', default='0.7,0.5', help="SDEdit's strengths in --full's sdedit stage")
     p.add_argument('--steps', type=int, default=50, help="DDIM steps of --full")
     p.add_argument('--edit-seed', type=int, default=0, help="seed of --full's edit set (0: the committed one; another: held-out scenes)")
+    p.add_argument('--levers', help="comma-separated names of the levers stage's runs (default: all of LEVERS)")
     p.add_argument('--update', action='store_true', help="keep what --out holds but the stages (and main's methods) run now")
     p.add_argument('--processes', type=int, default=1, help="share --full's edits between this many processes (accelerate)")
     p.add_argument('--edits', type=int, default=4, help='timed edits per method')
@@ -357,7 +363,7 @@ def main(argv=None):
     if a.bench_one: print(json.dumps(bench_one(a.bench_one, a.threads)))
     elif a.full: full_run(a.out, n=a.n, sweep_n=a.sweep_n, variant_n=a.variant_n, bs=a.bs, threads=a.threads, stages=a.stages.split(','), methods=a.methods.split(','),
                           r=a.r, clip=a.clip, threshold=a.threshold, sdedit_rs=tuple(float(x) for x in a.sdedit_r.split(',')), steps=a.steps,
-                          edit_seed=a.edit_seed, update=a.update)
+                          edit_seed=a.edit_seed, update=a.update, levers=a.levers and a.levers.split(','))
     elif a.bench:
         print(f"CPU benchmark: {a.edits} edits per method, taking turns, 50 steps, {a.threads} thread(s), {os.cpu_count()} CPUs")
         df = bench(k=a.edits, threads=a.threads)
