@@ -70,18 +70,26 @@ def pixel_mask(soft, size, threshold=DEFAULTS.threshold, image=None, refine=DEFA
 
 # %% ../nbs/05_decode.ipynb #9c535a32
 def box_mean(x, r):
-    "The mean of (B, C, H, W) `x` over the (2r+1)-pixel square around each pixel, edges replicated."
-    return F.avg_pool2d(F.pad(x, (r, r, r, r), mode='replicate'), 2*r+1, 1)
+    "The mean of (B, C, H, W) `x` over the (2r+1)-pixel square around each pixel, edges replicated: from running sums (in float64), so the cost does not grow with `r`."
+    k = 2*r + 1
+    c = F.pad(F.pad(x.double(), (r, r, r, r), mode='replicate').cumsum(-1).cumsum(-2), (1, 0, 1, 0))
+    return ((c[..., k:, k:] - c[..., :-k, k:] - c[..., k:, :-k] + c[..., :-k, :-k])/k**2).to(x.dtype)
 
 def guided_filter(guide, p, radius, eps=1e-3):
     "He, Sun and Tang's guided filter (ECCV 2010), colour version: the (B, 1, H, W) map `p` made, in each window of `radius` px, a linear function of the (B, 3, H, W) `guide` in [0, 1], so that its edges follow the guide's; `eps`: the colour variance below which an edge is ignored."
+    dtype, guide, p = p.dtype, guide.double(), p.double()                    # float64: the colour covariance can be near singular
     mI, mp = box_mean(guide, radius), box_mean(p, radius)
     cov = box_mean(guide*p, radius) - mI*mp                                 # (B, 3, H, W): how the map moves with each colour
-    var = torch.stack([box_mean(guide[:, i:i+1]*guide[:, j:j+1], radius)[:, 0] - mI[:, i]*mI[:, j] for i in range(3) for j in range(3)], -1)
-    var = var.unflatten(-1, (3, 3)) + eps*torch.eye(3, dtype=var.dtype, device=var.device)   # (B, H, W, 3, 3)
-    a = torch.linalg.solve(var, cov.permute(0, 2, 3, 1)[..., None])[..., 0].permute(0, 3, 1, 2)
+    v = {(i, j): box_mean(guide[:, i:i+1]*guide[:, j:j+1], radius)[:, 0] - mI[:, i]*mI[:, j] + (eps if i == j else 0) for i in range(3) for j in range(i, 3)}
+    S = lambda i, j: v[min(i, j), max(i, j)]                                # the colour covariance, symmetric 3x3 per pixel
+    adj = [[S(1, 1)*S(2, 2) - S(1, 2)**2, S(0, 2)*S(1, 2) - S(0, 1)*S(2, 2), S(0, 1)*S(1, 2) - S(0, 2)*S(1, 1)],
+           [None, S(0, 0)*S(2, 2) - S(0, 2)**2, S(0, 1)*S(0, 2) - S(0, 0)*S(1, 2)],
+           [None, None, S(0, 0)*S(1, 1) - S(0, 1)**2]]                      # its adjugate, upper half
+    A = lambda i, j: adj[min(i, j)][max(i, j)]
+    det = S(0, 0)*A(0, 0) + S(0, 1)*A(0, 1) + S(0, 2)*A(0, 2)
+    a = torch.stack([sum(A(i, j)*cov[:, j] for j in range(3))/det for i in range(3)], 1)   # slope: the covariance's inverse times cov
     b = mp - (a*mI).sum(1, keepdim=True)
-    return (box_mean(a, radius)*guide).sum(1, keepdim=True) + box_mean(b, radius)   # each pixel: the mean of its windows' fits
+    return ((box_mean(a, radius)*guide).sum(1, keepdim=True) + box_mean(b, radius)).to(dtype)   # each pixel: the mean of its windows' fits
 
 
 # %% ../nbs/05_decode.ipynb #40083dde
