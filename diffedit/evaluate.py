@@ -188,7 +188,7 @@ def _save(path, res):
 def full_run(path='bench/results/eval_full.json', n=200, sweep_n=10, rs=(0.3, 0.5, 0.7, 0.85, 1.0), variant_n=20, bs=16, threads=1,
              stages=STAGES, methods=('ours', 'diffusers', 'diffusers matched'), r=0.7, clip=0.99, threshold=0.5, sdedit_rs=(0.7, 0.5), steps=50, log=print,
              edit_seed=0, update=False, levers=None):
-    "Run the whole evaluation and write its rows as JSON to `path`, stage after stage (`r`, `clip`, `threshold`: ours in the main run); the edits (`edit_set(n, edit_seed)`) are shared between `accelerate`'s processes, if launched with several; `update`: keep what `path` already holds but the stages (and main's methods) run now; `levers`: the names of `LEVERS` to run (default: all)."
+    "Run the whole evaluation and write its rows as JSON to `path`, stage after stage (`r`, `clip`, `threshold`: ours in the main run); the edits (`edit_set(n, edit_seed)`) are shared between `accelerate`'s processes, if launched with several; `update`: keep what `path` already holds but the stages (and main's methods, and the levers) run now; `levers`: the names of `LEVERS` to run (default: all)."
     st = _state(); log = log if log and st.is_main_process else (lambda *a: None)
     pipe = load_pipe(device=st.device if st.num_processes > 1 else None); dpipe = diffusers_diffedit_pipe(pipe)
     clf = load_classifier()
@@ -201,6 +201,7 @@ def full_run(path='bench/results/eval_full.json', n=200, sweep_n=10, rs=(0.3, 0.
         if old['meta'].get('n') != n or old['meta'].get('edit_seed', 0) != edit_seed: raise ValueError(f"{path} holds another edit set: update it with its own --n and --edit-seed")
         res = {**res, **{k: v for k, v in old.items() if k not in stages}, 'meta': {**old['meta'], **meta, 'updated': sorted(stages)}}
         if 'main' in stages: res['main'] = [x for x in old.get('main', []) if x['method'] not in methods]   # main's other methods are kept
+        if 'levers' in stages and levers: res['levers'] = [x for x in old.get('levers', []) if x['method'] not in levers]   # and the other levers
     def save():
         if st.is_main_process: _save(path, res)
     methods = [m for m in [('ours', r, lambda es, r, **k: run_ours(pipe, es, r=r, bs=bs, clip=clip, threshold=threshold, steps=steps, **k)),
@@ -236,7 +237,7 @@ def full_run(path='bench/results/eval_full.json', n=200, sweep_n=10, rs=(0.3, 0.
     if 'levers' in stages:
         for name, kw in [l for l in LEVERS if levers is None or l[0] in levers]:
             t0 = time.time()
-            res['levers'] += run_shared(lambda es, **k: run_ours(pipe, es, bs=bs, clip=clip, threshold=threshold, steps=steps, **kw, **k), edits, clf, bs, method=name, r=DEFAULTS.r)[0]
+            res['levers'] += run_shared(lambda es, **k: run_ours(pipe, es, bs=bs, clip=clip, threshold=threshold, steps=steps, **kw, **k), edits, clf, bs, method=name, r=kw.get('r', DEFAULTS.r))[0]
             save(); log(f"lever {name}: {time.time()-t0:.0f}s")
     return res
 
