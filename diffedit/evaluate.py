@@ -178,7 +178,8 @@ def run_shared(f, edits, clf, bs=16, masks=None, **info):
 VARIANTS = [('ours', {}), ('soft mask', dict(soft=True)), ('blur=0', dict(blur=0.)), ('no clip', dict(clip=1.)), ('25 steps', dict(steps=25))]
 LEVERS = [("paper's recipe", dict(refine=0., word_weight=1.)), ('refined mask', dict(word_weight=1.)),
           ('word weight 1.25', dict(refine=0., word_weight=1.25)), ('word weight 1.5', dict(refine=0., word_weight=1.5)),
-          ('word weight 2', dict(refine=0., word_weight=2.)), ('defaults', {})]
+          ('word weight 2', dict(refine=0., word_weight=2.)), ('defaults', {}),
+          ('defaults at r = 0.5', dict(r=0.5)), ('defaults at r = 0.85', dict(r=0.85)), ('defaults with cross-attention', dict(attention=True))]
 STAGES = ('main', 'sdedit', 'mask_rules', 'sweep', 'variants', 'levers')
 
 def _save(path, res):
