@@ -54,11 +54,11 @@ def weight_words(tok, cond, ref_prompt, prompt, weight=DEFAULTS.word_weight):
 
 # %% ../nbs/05_decode.ipynb #cef1e7ca
 def pixel_map(soft, size, image=None, refine=DEFAULTS.refine, eps=1e-3):
-    "The (1, h, w) soft map upsampled (bilinear) to `size` (W, H); with `image` (at `size`), snapped to its edges by `guided_filter` over `refine` latent cells: (1, H, W)."
+    "The (1, h, w) soft map upsampled (bilinear) to `size` (W, H); with `image` (resized to `size` if it differs), snapped to its edges by `guided_filter` over `refine` latent cells: (1, H, W)."
     m = upsample(soft.float().cpu(), size[::-1])
     if image is None or not refine: return m
     im = to_rgb(image)
-    if im.size != tuple(size): im = im.resize(tuple(size), Image.BILINEAR)
+    if im.size != tuple(size): im = im.resize(tuple(size), Image.LANCZOS)
     I = torch.tensor(np.asarray(im), dtype=torch.float32).permute(2, 0, 1)[None]/255
     radius = max(1, round(refine*size[0]/soft.shape[-1]))                  # latent cells to pixels
     return guided_filter(I, m[None], radius, eps)[0]
@@ -155,7 +155,7 @@ def edit_image(pipe, image, ref_prompt, query_prompt, r=DEFAULTS.r, n=DEFAULTS.n
     enc = ddim_encode(pipe, r=r, steps=steps, prompt=encode_prompt, guidance_scale=encode_guidance, latents=x0)
     y = masked_decode(pipe, enc, mask, query_prompt, guidance_scale, guide=guide, schedule=schedule, ref_prompt=ref_prompt, word_weight=word_weight)
     if soft is mask: pm = torch.nn.functional.interpolate(mask[None].float().cpu(), size=size[::-1], mode='nearest')[0]   # a given mask: its own cells
-    else: pm = pixel_mask(soft, size, threshold, im.resize(size, Image.LANCZOS) if im.size != size else im, refine)   # DiffEdit's: at the working size, on the image's edges
+    else: pm = pixel_mask(soft, size, threshold, im, refine)                # DiffEdit's: at the working size, on the image's edges
     m, sm = to_pil_mask(pm), to_pil_mask(upsample(soft.float().cpu(), size[::-1]))
     if m.size != orig.size: m, sm = m.resize(orig.size, Image.NEAREST), sm.resize(orig.size, Image.BILINEAR)
     if not decode: return EditResult(None, m, sm, y)

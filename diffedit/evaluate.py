@@ -6,7 +6,7 @@ Docs: https://diffedit.github.io/diffedit/benchmark.html.md"""
 
 # %% auto #0
 __all__ = ['PAIRS', 'our_rule', 'MASK_RULES', 'VARIANTS', 'LEVERS', 'STAGES', 'METRICS', 'BENCH', 'Edit', 'edit_set', 'run_ours',
-           'run_diffusers', 'run_sdedit', 'score_all', 'sign_p', 'diffusers_rule', 'mask_rule_ious', 'shared',
+           'run_diffusers', 'run_sdedit', 'score_all', 'sign_p', 'paired', 'diffusers_rule', 'mask_rule_ious', 'shared',
            'run_shared', 'full_run', 'summary', 'goals', 'race', 'bench_one', 'bench', 'launch', 'main']
 
 # %% ../nbs/19_benchmark.ipynb #29b3cf1c
@@ -133,6 +133,13 @@ def score_all(clf, edits, res, **info):
 def sign_p(lost, won):
     "The exact two-sided sign test: the chance of a split at least as uneven as `lost` against `won` if a flip went either way with p = 1/2."
     return min(1., 2*sum(math.comb(lost+won, k) for k in range(min(lost, won)+1))/2**(lost+won))
+
+def paired(new, old):
+    "Two runs of the same edits (rows, or DataFrames with an `i` column or index, and `success`), edit by edit: `won` (only `new` succeeded), `lost` (only `old` did), and `sign_p` on them."
+    a, b = (d.set_index('i') if 'i' in d.columns else d for d in (pd.DataFrame(x) for x in (new, old)))
+    a, b = a.success.align(b.success, join='inner')
+    won, lost = int(((a == 1) & (b == 0)).sum()), int(((a == 0) & (b == 1)).sum())
+    return dict(won=won, lost=lost, p=sign_p(lost, won))
 
 # %% ../nbs/19_benchmark.ipynb #a040db4d
 our_rule = soft_map   # `mask_map`'s rule on a raw `noise_diff` map: blur, clip at a quantile, rescale
