@@ -11,7 +11,7 @@ __all__ = ['Encoded', 'ddim_encode', 'reconstruct']
 from dataclasses import dataclass
 import torch
 from .config import DEFAULTS
-from .core import image_to_latents, prompt_embeddings, predict_eps, ddim_steps, ddim_denoise, DDIMSteps, check_fraction
+from .core import image_to_latents, prompt_embeddings, predict_eps, ddim_steps, ddim_denoise, DDIMSteps
 from .paper import ddim_step
 
 # %% ../nbs/04_encode.ipynb #81136582
@@ -31,7 +31,7 @@ class Encoded:
 @torch.no_grad()
 def ddim_encode(pipe, image=None, r=DEFAULTS.r, steps=DEFAULTS.steps, prompt=DEFAULTS.encode_prompt, guidance_scale=DEFAULTS.encode_guidance, latents=None):
     "DiffEdit step 2: DDIM-encode `image` (or clean `latents`) to ratio `r`, unconditionally unless a `prompt` is given."
-    sched = ddim_steps(pipe, steps, check_fraction('r', r))                # the least noisy r of DDIM's timesteps, descending
+    sched = ddim_steps(pipe, steps, r)                                    # the least noisy r of DDIM's timesteps, descending
     if latents is None and image is None: raise ValueError("Give an image (or clean latents) to encode.")
     x0 = x = image_to_latents(pipe, image) if latents is None else latents
     cond, uncond = prompt_embeddings(pipe, prompt, batch=len(x), guidance_scale=guidance_scale)

@@ -18,13 +18,13 @@ from fastcore.basics import chunked
 from accelerate import PartialState
 from accelerate.utils import gather_object
 from diffusers.utils.torch_utils import randn_tensor
-from .config import DEFAULTS
+from .config import DEFAULTS, as_config
 from .core import load_pipe, latents_to_image, image_to_latents, prompt_embeddings, ddim_steps, ddim_denoise, seed_generator
 from .paper import q_sample
 from .scenes import make_scene, OBJECTS, BACKGROUNDS
 from .mask import gaussian_blur, mask_map, binarize, noise_diff, soft_map
 from .encode import ddim_encode
-from .edit import masked_decode, diffedit as diffedit_edit, pixel_mask, paste_edit, _as_mask
+from .edit import edit_image, diffedit as diffedit_edit
 from .baselines import diffusers_diffedit_pipe
 from .score import mask_iou, score, background_psnr, crop, load_classifier, classify
 
@@ -65,25 +65,15 @@ def edit_set(n=200, seed=0, pairs=PAIRS):
 
 # %% ../nbs/19_benchmark.ipynb #c7af2c95
 @torch.no_grad()
-def run_ours(pipe, edits, r=DEFAULTS.r, n=DEFAULTS.n, mask_encode_strength=DEFAULTS.mask_encode_strength, threshold=DEFAULTS.threshold, steps=DEFAULTS.steps,
-             guidance_scale=DEFAULTS.guidance_scale, seed=DEFAULTS.seed, bs=16, masks=None, soft=False, keep_background=DEFAULTS.keep_background,
-             refine=DEFAULTS.refine, word_weight=DEFAULTS.word_weight, **mask_kwargs):
-    "Our DiffEdit on `edits`, `bs` at a time: edited images (pasted into the inputs if `keep_background`, as `diffedit` does), the (1, H, W) pixel masks `diffedit` returns, and seconds per edit; `masks`: given masks (latent or pixel resolution) instead of step 1; `soft`: decode through the soft map."
-    ims, ms, secs = [], [], []
+def run_ours(pipe, edits, config=None, bs=16, masks=None, attention=False, **overrides):
+    "Our DiffEdit on `edits` through `edit_image`, the function users call, `bs` edits per batch: the edited images, the (1, H, W) pixel masks it returns, and seconds per edit; `config` and `overrides`: the knobs; `masks`: given masks instead of step 1."
+    c, ims, ms, secs = as_config(config, **overrides), [], [], []
     for k, ch in enumerate(chunked(edits, bs)):
         t0 = time.perf_counter()
-        if masks is None:
-            sm = [mask_map(pipe, e.scene.image, e.ref, e.query, n=n, mask_encode_strength=mask_encode_strength, seed=seed, **mask_kwargs) for e in ch]
-            pm = [pixel_mask(s, e.scene.image.size, threshold, e.scene.image, refine) for e, s in zip(ch, sm)]
-            mk = sm if soft else [binarize(s, threshold) for s in sm]
-        else:
-            given = masks[k*bs:k*bs+len(ch)]; mk = [_as_mask(pipe, m, e.scene.image.size) for e, m in zip(ch, given)]   # latent cells for decoding
-            pm = [m.float().cpu() if m.shape[-2:] == e.scene.image.size[::-1] else pixel_mask(m, e.scene.image.size, 0.5) for e, m in zip(ch, given)]
-        enc = ddim_encode(pipe, [e.scene.image for e in ch], r=r, steps=steps)                     # unconditional, as the paper
-        y = masked_decode(pipe, enc, torch.stack(mk), [e.query for e in ch], guidance_scale, ref_prompt=[e.ref for e in ch], word_weight=word_weight)   # masks (B, 1, h, w)
-        im = latents_to_image(pipe, y)
-        if keep_background: im = [paste_edit(pipe, e.scene.image, o, p) for e, o, p in zip(ch, im, pm)]
-        ims += im; ms += pm
+        given = None if masks is None else list(masks[k*bs:k*bs+len(ch)])
+        res = edit_image(pipe, [e.scene.image for e in ch], [e.ref for e in ch], [e.query for e in ch], c, mask=given, attention=attention)
+        ims += [r.image for r in res]
+        ms += [torch.tensor(np.asarray(r.mask), dtype=torch.float32)[None]/255 for r in res]   # the mask the user gets, (1, H, W)
         secs += [(time.perf_counter()-t0)/len(ch)]*len(ch)
     return ims, ms, secs
 
@@ -182,7 +172,7 @@ def run_shared(f, edits, clf, bs=16, masks=None, **info):
     return [r for rows, _ in done for r in rows], [m for _, ms in done for m in ms]
 
 # %% ../nbs/19_benchmark.ipynb #96e3f38b
-VARIANTS = [('ours', {}), ('soft mask', dict(soft=True)), ('blur=0', dict(blur=0.)), ('no clip', dict(clip=1.)), ('25 steps', dict(steps=25))]
+VARIANTS = [('ours', {}), ('blur=0', dict(blur=0.)), ('no clip', dict(clip=1.)), ('25 steps', dict(steps=25))]
 LEVERS = [("paper's recipe", dict(refine=0., word_weight=1.)), ('refined mask', dict(word_weight=1.)),
           ('word weight 1.25', dict(refine=0., word_weight=1.25)), ('word weight 1.5', dict(refine=0., word_weight=1.5)),
           ('word weight 2', dict(refine=0., word_weight=2.)), ('defaults', {}),
@@ -368,7 +358,12 @@ def main(argv=None):
         del argv[k:k+(1 if '=' in argv[k] else 2)]
         sys.exit(launch(argv, a.processes))
     torch.set_num_threads(a.threads)                                    # the harness's one thread setting, for every stage it runs
-    warnings.filterwarnings('ignore')
+    with warnings.catch_warnings():                                     # the captions' commas are known words the tokenizer warns about
+        warnings.filterwarnings('ignore', message='.*tokenizer does not know')
+        _run(a, p)
+
+def _run(a, p):
+    "The command `a` (parsed by `p`) asks for."
     if a.bench_one: print(json.dumps(bench_one(a.bench_one, a.threads)))
     elif a.full: full_run(a.out, n=a.n, sweep_n=a.sweep_n, variant_n=a.variant_n, bs=a.bs, threads=a.threads, stages=a.stages.split(','), methods=a.methods.split(','),
                           r=a.r, clip=a.clip, threshold=a.threshold, sdedit_rs=tuple(float(x) for x in a.sdedit_r.split(',')), steps=a.steps,

@@ -1,5 +1,6 @@
-"""One source of truth: every default of a DiffEdit knob, in the functions' signatures, the pipeline's, the command line's options and the
-app's controls, is the value in `diffedit.config.DEFAULTS`; and the package's modules import each other bottom-up, without a circle."""
+"""One source of truth: every knob of a DiffEdit edit is a field of `diffedit.config.DiffEditConfig`, checked once when a config is made; the
+lesson functions' defaults, the command line's options and the app's controls start from `DEFAULTS`; the engine takes a config and keyword
+overrides of its fields; and the package's modules import each other bottom-up, without a circle."""
 import inspect, sys
 from pathlib import Path
 import pytest
@@ -16,11 +17,10 @@ def _knobs_in(fn, names=None):
     return {names.get(k, k): v for k, v in d.items() if names.get(k, k) in DiffEditConfig.__dataclass_fields__}
 
 def _functions():
-    from diffedit import mask, encode, edit, core, evaluate, app, interpolate
-    from diffedit.baselines import diffusers_diffedit
-    return [mask.noise_diff, mask.mask_map, mask.get_mask, mask.soft_map, mask.binarize, mask.mask_timestep, encode.ddim_encode, encode.reconstruct,
-            edit.masked_decode, edit.edit_image, edit.diffedit, edit.pixel_mask, core.sample, core.denoise, core.ddim_denoise, core.img2img,
-            core.ddim_steps, evaluate.run_ours, app.run_edit, interpolate.interpolate_frames]
+    from diffedit import mask, encode, decode, edit, core, interpolate
+    return [mask.noise_diff, mask.noise_diffs, mask.mask_map, mask.get_mask, mask.soft_map, mask.binarize, mask.mask_timestep, encode.ddim_encode,
+            encode.reconstruct, decode.masked_decode, edit.pixel_mask, core.sample, core.denoise, core.ddim_denoise, core.img2img,
+            core.ddim_steps, interpolate.interpolate_frames]
 
 @pytest.mark.parametrize('fn', _functions(), ids=lambda f: f"{f.__module__}.{f.__name__}")
 def test_signatures_agree(fn):
@@ -29,19 +29,38 @@ def test_signatures_agree(fn):
     assert knobs, f"{fn.__name__} has no knob among its parameters"
     for k, v in knobs.items(): assert v == getattr(DEFAULTS, k), f"{fn.__name__}({k}={v!r}) but DEFAULTS.{k} = {getattr(DEFAULTS, k)!r}"
 
-def test_edit_image_has_every_knob():
-    from diffedit.edit import edit_image, diffedit
-    assert set(DiffEditConfig.__dataclass_fields__) <= set(_defaults(edit_image))
-    assert set(DiffEditConfig.__dataclass_fields__) <= set(inspect.signature(diffedit).parameters)   # fastcore's delegates shows them
+def test_engine_takes_the_config():
+    "edit_image, diffedit, generate_mask and run_ours take `config` and keyword overrides of its fields, checked by the config, not a retyped list."
+    from diffedit.edit import edit_image, diffedit, generate_mask
+    from diffedit.evaluate import run_ours
+    for fn in (edit_image, diffedit, generate_mask, run_ours):
+        ps = inspect.signature(fn).parameters
+        assert 'config' in ps, fn.__name__
+        assert not set(ps) & set(DiffEditConfig.__dataclass_fields__), (fn.__name__, set(ps) & set(DiffEditConfig.__dataclass_fields__))
+    from diffedit.core import load_pipe
+    from PIL import Image
+    pipe, im = load_pipe(device='cpu'), Image.new('RGB', (64, 64))
+    with pytest.raises(TypeError, match='Unknown knob'): edit_image(pipe, im, 'a horse', 'a zebra', radius=3)
+    with pytest.raises(ValueError, match=r'r must be a number in \(0, 1\]'): edit_image(pipe, im, 'a horse', 'a zebra', r=1.5)
+    with pytest.raises(ValueError, match='threshold'): edit_image(pipe, im, 'a horse', 'a zebra', DEFAULTS.replace(n=2), threshold=0)
 
-def test_pipeline_agrees():
-    from diffedit.pipeline import DiffEditPipeline
-    names = dict(inpaint_strength='r', num_maps_per_mask='n', mask_threshold='threshold', num_inference_steps='steps')
-    knobs = _knobs_in(DiffEditPipeline.__call__, names)
-    assert set(knobs) == {'r', 'n', 'mask_encode_strength', 'threshold', 'steps', 'guidance_scale', 'keep_background', 'refine', 'word_weight'}
-    for k, v in knobs.items(): assert v == getattr(DEFAULTS, k), k
-    for p, k in names.items():   # the diffusers names the config records are the pipeline's own parameters
-        assert DEFAULTS.__dataclass_fields__[k].metadata['diffusers'] in (p, None), (p, k)
+BAD = [('r', 0), ('r', 1.01), ('n', 0), ('n', 2.5), ('n', 10**6), ('mask_encode_strength', float('nan')), ('threshold', -0.1), ('clip', 0),
+       ('blur', -1), ('blur', 1e9), ('refine', 1e4), ('steps', 0), ('steps', True), ('guidance_scale', -5), ('guidance_scale', 1e6),
+       ('word_weight', 0), ('word_weight', 1e30), ('guide', 'loud'), ('schedule', 3), ('decay_start', 1.), ('encode_prompt', None),
+       ('encode_guidance', float('inf')), ('seed', -1), ('seed', 2**64), ('seed', 1.5), ('keep_background', 'false'), ('keep_background', 1)]
+
+@pytest.mark.parametrize('name,value', BAD, ids=[f"{k}={v!r}" for k, v in BAD])
+def test_config_refuses(name, value):
+    "Each bad value is refused when the config is made, in one line that names the knob."
+    with pytest.raises((ValueError, TypeError)) as e: DiffEditConfig(**{name: value})
+    msg = str(e.value)
+    assert msg.startswith(name) and '\n' not in msg, msg
+
+def test_config_converts():
+    import numpy as np
+    c = DEFAULTS.replace(steps=20.0, r=np.float32(0.5), seed=np.int64(3), keep_background=np.bool_(False))
+    assert (type(c.steps), type(c.r), type(c.seed), type(c.keep_background)) == (int, float, int, bool)
+    assert DEFAULTS.replace() == DEFAULTS and DiffEditConfig() == DEFAULTS
 
 def test_cli_agrees():
     from diffedit.cli import parser
@@ -79,7 +98,7 @@ def test_layers():
     assert 'app' not in g['cli'] and 'cli' not in g['app'], "the two front ends must not import each other"
     for m, deps in g.items():
         if m not in ('cli', 'app'): assert not deps & {'cli', 'app'}, f"the library module {m} imports a front end"
-    assert not g['edit'] & {'baselines', 'score', 'evaluate'}, "the decode module holds neither baselines nor metrics"
+    for m in ('decode', 'edit'): assert not g[m] & {'baselines', 'score', 'evaluate', 'pipeline'}, f"the {m} module holds neither baselines nor metrics"
 
 def test_no_side_effects_at_import():
     import subprocess, sys
