@@ -210,3 +210,34 @@ def test_gpu_continue_tiny(tmp_path):
     assert m['unet_steps_done'] == 3 and m['init_from'] == str(embedded_model()) and set(m['generation_accuracy']) == {'3.0', '5.0', '7.5'}
     pipe = load_pipe(adopted/'tiny-sd', device='cpu')
     assert pipe.unet.config.sample_size == 16
+
+def _no_training(monkeypatch):
+    "Stop `train_model` at its first real work: a test of the argument paths must never train, least of all into the shipped model."
+    import diffedit.train as T
+    def boom(*a, **k): raise RuntimeError('training started')
+    monkeypatch.setattr(T, '_accelerator', boom)
+    return T
+
+def test_cli_default_out_is_not_embedded(monkeypatch):
+    "Without --out the run goes to ./tiny-sd-trained; --overwrite-embedded alone (and only it) names the package's model folder."
+    T = _no_training(monkeypatch); seen = []
+    monkeypatch.setattr(T, 'train_model', lambda **k: seen.append(k))
+    T.main([]); T.main(['--overwrite-embedded']); T.main(['--out', '/tmp/elsewhere'])
+    assert [Path(k['out']) for k in seen] == [Path('tiny-sd-trained'), T.EMBEDDED_DIR, Path('/tmp/elsewhere')]
+    assert [k['overwrite_embedded'] for k in seen] == [False, True, False]
+    assert not T.is_embedded(seen[0]['out']) and T.is_embedded(seen[1]['out'])
+    assert (T.EMBEDDED_DIR/'tiny-sd'/'model_index.json').is_file()   # the folder it guards is the one that loads
+
+def test_cli_refuses_embedded_out(monkeypatch, capsys, tmp_path):
+    "--out naming the embedded model's folder (or a folder in it, or a link to it) is a one-line error before any work; nothing in it changes."
+    T = _no_training(monkeypatch)
+    stamp = {p: p.stat().st_mtime_ns for p in T.EMBEDDED_DIR.rglob('*')}
+    (tmp_path/'link').symlink_to(T.EMBEDDED_DIR)
+    for out in (T.EMBEDDED_DIR, T.EMBEDDED_DIR/'tiny-sd', tmp_path/'link'):
+        with pytest.raises(SystemExit) as e: T.main(['--out', str(out)])
+        assert e.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert 'is the embedded model' in err[-1] and '--overwrite-embedded' in err[-1] and 'Traceback' not in '\n'.join(err), err
+        with pytest.raises(ValueError, match='overwrite_embedded=True'): T.train_model(out)
+    with pytest.raises(RuntimeError, match='training started'): T.train_model(T.EMBEDDED_DIR, overwrite_embedded=True)   # allowed when asked
+    assert {p: p.stat().st_mtime_ns for p in T.EMBEDDED_DIR.rglob('*')} == stamp
