@@ -103,8 +103,10 @@ def test_progress_bar(scene, tmp_path):
     (['edit', '{scene}', '--ref', 'a', '--query', 'b', '-o', 'o.png', '--mask', 'nomask.png'], ['no such mask file']),
     (['edit', '{scene}', '--ref', 'a', '--query', 'b', '-o', 'o.png', '--r', '1.5'], ['--r', '(0, 1]']),
     (['edit', '{scene}', '--ref', 'a', '--query', 'b', '-o', 'o.png', '--n', '0'], ['--n', 'from 1 to 100']),
-    (['edit', '{scene}', '--ref', 'a', '--query', 'b', '-o', 'o.png', '--refine', '-2'], ['--refine', 'from 0']),
-    (['edit', '{scene}', '--ref', 'a', '--query', 'b', '-o', 'o.png', '--word-weight', '0'], ['--word-weight', 'positive']),
+    (['edit', '{scene}', '--ref', 'a', '--query', 'b', '-o', 'o.png', '--refine', '-2'], ['--refine', '[0, 32]']),
+    (['edit', '{scene}', '--ref', 'a', '--query', 'b', '-o', 'o.png', '--word-weight', '0'], ['--word-weight', '(0, 10]']),
+    (['edit', '{scene}', '--ref', 'a', '--query', 'b', '-o', 'o.png', '--blur', '1e9'], ['--blur', '[0, 16]']),
+    (['edit', '{scene}', '--ref', 'a', '--query', 'b', '-o', 'o.png', '--clip', '0'], ['--clip', '(0, 1]']),
     (['edit', '{scene}', '--ref', 'a', '--query', 'b', '-o', 'o.png', '--guide', 'rescale'], ['--guide', 'invalid choice']),
     (['edit', '{scene}', '--query', 'b', '-o', 'o.png'], ['--ref']),
     (['edit', '{scene}', '--ref', 'a', '--query', 'b', '-o', 'o.bad'], ['.png']),
@@ -130,3 +132,101 @@ def test_demo(tmp_path):
     p = cli('demo', '-o', tmp_path, '--steps', '10', '-q')
     assert p.returncode == 0, p.stderr
     assert {f.name for f in tmp_path.iterdir()} == {'input.png', 'soft.png', 'mask.png', 'edit.png', 'demo.png'}
+
+def test_knob_options_from_config():
+    "Every knob of DiffEditConfig is an option of diffedit edit, named as its field, with its default; the old spellings stay."
+    from diffedit.cli import parser
+    from diffedit.config import DEFAULTS, DiffEditConfig
+    sub = next(a for a in parser()._actions if a.__class__.__name__ == '_SubParsersAction')
+    acts = {a.dest: a for a in sub.choices['edit']._actions}
+    for k in DiffEditConfig.__dataclass_fields__:
+        assert '--' + k.replace('_', '-') in acts[k].option_strings, k
+        assert acts[k].default == (None if k == 'guidance_scale' else getattr(DEFAULTS, k)), k
+    assert '-g' in acts['guidance_scale'].option_strings and '--no-keep-background' in acts['keep_background'].option_strings
+
+def test_edit_config():
+    "The parsed options make one config: the knobs given, the defaults for the rest, the guide's own guidance scale."
+    from diffedit.cli import parser, edit_config
+    from diffedit.config import DEFAULTS
+    a = parser().parse_args(['edit', 'x.png', '-R', 'a', '-Q', 'b', '-o', 'o.png', '--r', '0.5', '--blur', '0', '--guide', 'update', '--no-keep-background'])
+    assert edit_config(a) == DEFAULTS.replace(r=0.5, blur=0., guide='update', guidance_scale=0.2, keep_background=False)
+
+@pytest.mark.parametrize('env,want', [({}, 'float32'), ({'DIFFEDIT_DTYPE': 'bfloat16'}, 'bfloat16'), ({'DIFFEDIT_DTYPE': 'float32'}, 'float32')])
+def test_dtype_from_env(env, want, monkeypatch):
+    "load_pipe reads the weights' dtype from DIFFEDIT_DTYPE when none is given; a dtype given wins."
+    import torch
+    from diffedit.core import load_pipe, weights_dtype
+    monkeypatch.delenv('DIFFEDIT_DTYPE', raising=False)
+    for k, v in env.items(): monkeypatch.setenv(k, v)
+    assert load_pipe(device='cpu').unet.dtype == getattr(torch, want)
+    assert weights_dtype('float32', 'cpu') == torch.float32
+
+def test_dtype_env_unknown(scene, tmp_path):
+    assert_user_error(cli('edit', scene, '-R', 'a', '-Q', 'b', '-o', tmp_path/'o.png', '-q', env={'DIFFEDIT_DTYPE': 'float8'}), 'DIFFEDIT_DTYPE', 'bfloat16')
+
+REF, QUERY = 'a horse and a tree on grass', 'a zebra and a tree on grass'
+
+def test_several_images(scene, tmp_path):
+    "Several inputs are edited in batches; each edit is saved as <input name>.png in the -o folder, its mask in --mask-out's; each the same as edited alone."
+    from diffedit.scenes import make_scene
+    make_scene(['dog', 'tree'], 'snow', seed=2).image.save(tmp_path/'dog.png')
+    p = cli('edit', scene, tmp_path/'dog.png', '-R', REF, '-Q', QUERY, '-o', tmp_path/'out', '--mask-out', tmp_path/'masks', '--batch-size', '2', *FAST)
+    assert p.returncode == 0, p.stderr
+    assert sorted(f.name for f in (tmp_path/'out').iterdir()) == ['dog.png', 'scene.png'] and sorted(f.name for f in (tmp_path/'masks').iterdir()) == ['dog.png', 'scene.png']
+    assert cli('edit', scene, '-R', REF, '-Q', QUERY, '-o', tmp_path/'alone.png', *FAST).returncode == 0
+    a, b = (np.asarray(Image.open(f), np.int16) for f in (tmp_path/'out'/'scene.png', tmp_path/'alone.png'))
+    assert np.abs(a - b).max() <= 1                                   # a batch of two gives the single edit, to float rounding
+
+def _csv(tmp_path, scene):
+    from diffedit.scenes import make_scene
+    (tmp_path/'in').mkdir(exist_ok=True)
+    rows = [('horse', ['horse', 'tree'], 'grass', 'zebra'), ('car', ['car', 'house'], 'road', 'bus'), ('apple', ['apple'], 'sand', 'pear')]
+    lines = ['image,ref,query']
+    for name, objs, bg, new in rows:
+        s = make_scene(objs, bg, seed=1); s.image.save(tmp_path/'in'/f'{name}.png')
+        lines.append(f'in/{name}.png,"{s.prompt}","{s.swap(objs[0], new).prompt}"')
+    (tmp_path/'edits.csv').write_text('\n'.join(lines) + '\n')
+    return tmp_path/'edits.csv'
+
+def test_csv_two_processes(scene, tmp_path):
+    "A CSV of edits: two processes under accelerate launch write the same files as one process."
+    edits = _csv(tmp_path, scene)
+    p = cli('edit', '--csv', edits, '-o', tmp_path/'one', '--mask-out', tmp_path/'one_m', '--batch-size', '2', *FAST)
+    assert p.returncode == 0, p.stderr
+    from diffedit.evaluate import _free_port
+    cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', '2', '--num_machines', '1', '--mixed_precision', 'no',
+           '--dynamo_backend', 'no', '--main_process_port', str(_free_port()), '-m', 'diffedit.cli',
+           'edit', '--csv', edits, '-o', tmp_path/'two', '--mask-out', tmp_path/'two_m', '--batch-size', '2', *FAST]
+    p = subprocess.run([str(a) for a in cmd], capture_output=True, text=True, env=ENV, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    for a, b in (('one', 'two'), ('one_m', 'two_m')):
+        names = sorted(f.name for f in (tmp_path/a).iterdir())
+        assert names == ['apple.png', 'car.png', 'horse.png'] == sorted(f.name for f in (tmp_path/b).iterdir())
+        for n in names: assert (tmp_path/a/n).read_bytes() == (tmp_path/b/n).read_bytes(), (a, n)
+
+@pytest.mark.parametrize('case,words', [
+    ('same names', ['one name', 'rename']),
+    ('-o a file name', ['folder']),
+    ('csv without query', ['query column']),
+    ('csv and --ref', ['--csv', '--ref']),
+    ('csv missing image', ['no such image', 'nope.png']),
+    ('csv punctuation query', ['no words', 'line 2']),
+    ('mask with several', ['--mask', 'one input']),
+    ('no image', ['give an image']),
+])
+def test_batch_errors(case, words, scene, tmp_path):
+    "Mistakes in a run of several edits are found before the model loads, and nothing is written."
+    (tmp_path/'a').mkdir(); Image.open(scene).save(tmp_path/'a'/'scene.png')
+    (tmp_path/'nq.csv').write_text('image,ref\nx.png,a\n'); (tmp_path/'miss.csv').write_text('image,ref,query\nnope.png,a,b\n')
+    (tmp_path/'punct.csv').write_text(f'image,ref,query\n{scene},a,!!!\n')
+    args = {'same names': [scene, tmp_path/'a'/'scene.png', '-R', 'a', '-Q', 'b', '-o', tmp_path/'out'],
+            '-o a file name': [scene, tmp_path/'a'/'scene.png', '-R', 'a', '-Q', 'b', '-o', tmp_path/'out.png'],
+            'csv without query': ['--csv', tmp_path/'nq.csv', '-o', tmp_path/'out'],
+            'csv and --ref': ['--csv', tmp_path/'miss.csv', '-R', 'a', '-o', tmp_path/'out'],
+            'csv missing image': ['--csv', tmp_path/'miss.csv', '-o', tmp_path/'out'],
+            'csv punctuation query': ['--csv', tmp_path/'punct.csv', '-o', tmp_path/'out'],
+            'mask with several': [scene, tmp_path/'a'/'scene.png', '-R', 'a', '-Q', 'b', '-o', tmp_path/'out', '--mask', scene],
+            'no image': ['-R', 'a', '-Q', 'b', '-o', tmp_path/'out']}[case]
+    p = cli('edit', *args)
+    assert_user_error(p, *words)
+    assert 'Loading' not in p.stderr and not (tmp_path/'out').exists()
