@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 from fastcore.meta import delegates
 from .config import DEFAULTS, DiffEditConfig, as_config
-from .core import image_to_latents, latents_to_image, to_rgb, check_prompts, check_steps
+from .core import image_to_latents, latents_to_image, to_rgb, mask_array, check_prompts, check_steps
 from .guidance import guide_fn, schedule_fn
 from .mask import noise_diffs, soft_map, mask_map, binarize, to_pil_mask, upsample, gaussian_blur
 from .encode import ddim_encode, Encoded
@@ -219,19 +219,9 @@ def diffedit(pipe, images, ref_prompts, query_prompts, config=None, **kwargs):
 
 # %% ../nbs/20_edit.ipynb #93ac6efc
 def _as_mask(pipe, mask, size):
-    "A user's mask (PIL image, array or tensor; white or 1 = edit) as a (1, h, w) latent-resolution tensor, each type thresholded at half its range."
+    "A user's mask (PIL image of any mode, array or tensor; white or 1 = edit) read by `mask_array`'s one rule, as a (1, h, w) latent-resolution tensor thresholded at half its range."
     if isinstance(mask, (str, os.PathLike)): raise TypeError("mask is a path: pass the image itself, e.g. mask=Image.open(path).")
-    if isinstance(mask, Image.Image): mask = np.asarray(mask.convert('L'))
-    m = np.asarray(mask.detach().float().cpu() if isinstance(mask, torch.Tensor) else mask)
-    if m.dtype == bool: m = m.astype(np.float32)
-    elif m.dtype in (np.uint8, np.uint16): m = m/np.iinfo(m.dtype).max      # 0..255 (or 0..65535) -> [0, 1]
-    elif m.dtype.kind != 'f': raise TypeError(f"A mask array must be bool, uint8, uint16 or float in [0, 1], got {m.dtype}.")
-    elif not np.isfinite(m).all() or m.min() < 0 or m.max() > 1: raise ValueError("A float mask must hold values in [0, 1] (1 = edit): scale it, e.g. mask/255.")
-    if m.ndim == 3 and m.shape[-1] in (3, 4) and m.shape[0] not in (1, 3, 4): m = m[..., :3].mean(-1)   # an RGB(A) mask: its grey level
-    if m.ndim == 3 and m.shape[-1] == 1: m = m[..., 0]
-    m = torch.as_tensor(m, dtype=torch.float32)
-    m = m[None] if m.ndim == 2 else m
-    if m.ndim != 3 or len(m) != 1: raise ValueError(f"A mask must be (H, W), (1, H, W) or (H, W, 3), got shape {tuple(m.shape)}")
+    m = torch.from_numpy(mask_array(mask))[None]                            # (1, H, W) in [0, 1]
     f = pipe.vae_scale_factor; hw = (size[1]//f, size[0]//f)
-    if m.shape[-2:] != hw: m = torch.nn.functional.interpolate(m[None], size=hw, mode='area')[0]
+    if m.shape[-2:] != hw: m = F.interpolate(m[None], size=hw, mode='area')[0]
     return (m > 0.5).float()
