@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: every notebook in nbs/ with nbdev-test (offline; cells flagged slow/gpu are skipped, pass
 # `--flags gpu` to run the GPU cells too; or give one notebook or folder), then pytest on tests/ if that folder exists.
-# Ends with the line "N passed, N failed", counting notebooks and pytest tests.
+# Ends with the line "N passed, N failed, N skipped (why)", counting notebooks and pytest tests, each skip's reason in it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${VIRTUAL_ENV:-}" ] && [ -f .venv/bin/activate ]; then . .venv/bin/activate; fi
@@ -33,19 +33,23 @@ else
   [ "$nb_failed" -gt 0 ] || nb_failed=$total
 fi
 echo "notebooks: $((total-nb_failed)) passed, $nb_failed failed in $((SECONDS-start)) s"
-passed=$((total-nb_failed)); failed=$nb_failed
+passed=$((total-nb_failed)); failed=$nb_failed; skipped=0; why=
 
 has_path=$(python -c "import sys, os; print(int(any(os.path.exists(a) for a in sys.argv[1:])))" "$@")
 if [ -d tests ] && [ "$has_path" = 0 ]; then   # pytest runs with the whole suite, not for one notebook
-  python -m pytest tests -q -p no:cacheprovider | tee "$tmp/pytest"
+  python -m pytest tests -q -rs -p no:cacheprovider | tee "$tmp/pytest"   # -rs: one "SKIPPED [n] file:line: reason" line per reason
   prc=${PIPESTATUS[0]}
-  summary=$(tail -n 1 "$tmp/pytest")   # e.g. "1 failed, 12 passed, 1 error in 3.2s"
+  summary=$(tail -n 1 "$tmp/pytest")   # e.g. "1 failed, 12 passed, 2 skipped, 1 error in 3.2s"
   p=$(grep -oE '[0-9]+ passed' <<<"$summary" | awk '{s+=$1} END{print s+0}')
   f=$(grep -oE '[0-9]+ (failed|errors?)' <<<"$summary" | awk '{s+=$1} END{print s+0}')
+  skipped=$(grep -oE '[0-9]+ skipped' <<<"$summary" | awk '{s+=$1} END{print s+0}')
+  # the reasons, counted: "3: gradio is not installed (pip install -e '.[app]'); 1: this machine has CUDA"
+  why=$(sed -nE 's/^SKIPPED \[([0-9]+)\] [^:]+:[0-9]+: (.*)$/\1\t\2/p' "$tmp/pytest" |
+        awk -F'\t' '{n[$2]+=$1} END{for (r in n) printf "%s%d: %s", (k++ ? "; " : ""), n[r], r}')
   # pytest's 5 means no tests were collected; any other non-zero exit with nothing counted is one failure
   if [ $prc -ne 0 ] && [ $prc -ne 5 ] && [ "$f" -eq 0 ]; then f=1; fi
   passed=$((passed+p)); failed=$((failed+f))
 fi
 
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped${why:+ ($why)}"
 [ $failed -eq 0 ]
