@@ -6,8 +6,8 @@ Docs: https://diffedit.github.io/diffedit/app.html.md"""
 
 # %% auto #0
 __all__ = ['EXAMPLES', 'APP_KNOBS', 'CSS', 'MAX_FILE_SIZE', 'FILE_META', 'FORMATS', 'example', 'knob_field', 'control',
-           'display_scale', 'check_prompt', 'run_edit', 'build', 'launch', 'main', 'check_upload', 'read_upload',
-           'check_control', 'checked', 'guard_call', 'our_warnings']
+           'display_scale', 'check_prompt', 'shrunk', 'run_edit', 'build', 'launch', 'main', 'check_upload',
+           'read_upload', 'check_control', 'checked', 'guard_call', 'our_warnings']
 
 # %% ../nbs/09_app.ipynb #724053c9
 import argparse, math, numbers, os, stat, sys, warnings
@@ -52,7 +52,7 @@ def control(name):
     if ui: return gr.Slider(ui[0], ui[1], step=ui[2], **kw)
     return gr.Number(precision=0 if f.type is int else None, **kw)
 
-# %% ../nbs/09_app.ipynb #d50b7fc0
+# %% ../nbs/09_app.ipynb #562c030e
 def display_scale(size, target=256):
     "The integer factor that brings the longer side of `size` to at least `target` pixels."
     return max(1, -(-target // max(size)))
@@ -61,6 +61,11 @@ def check_prompt(what, v):
     "`v` if it is text, else a `TypeError` naming the `what` prompt."
     if not isinstance(v, str): raise TypeError(f"The {what} prompt must be text, got {type(v).__name__}")
     return v
+
+def shrunk(im, side=1024):
+    "`im` with its longer side brought down to `side` pixels if it is longer (the soft map and the overlay need no more on a page)."
+    k = side/max(im.size)
+    return im if k >= 1 else im.resize((max(1, round(im.width*k)), max(1, round(im.height*k))), Image.BILINEAR)
 
 @delegates(DiffEditConfig)
 def run_edit(pipe, image, ref, query, config=None, target=256, **kwargs):
@@ -71,11 +76,12 @@ def run_edit(pipe, image, ref, query, config=None, target=256, **kwargs):
     im = to_rgb(ImageOps.exif_transpose(image) if isinstance(image, Image.Image) else np.asarray(image))
     side = working_side(pipe, im.size)                                   # a large upload: edited at the model's size, pasted back at its own
     res = edit_image(pipe, im, ref, query, config=cfg, side=side)
-    mt = torch.tensor(np.asarray(res.mask), dtype=torch.float32)[None]/255  # (1, H, W)
+    shown = shrunk(im)                                                   # the soft map and the overlay at the page's size, the result at its own
+    mt = torch.tensor(np.asarray(res.mask.resize(shown.size, Image.NEAREST)), dtype=torch.float32)[None]/255  # (1, H, W)
     def up(x): k = display_scale(x.size, target); return x.convert('RGB').resize((x.width*k, x.height*k), Image.NEAREST)
-    return up(res.soft_mask), up(overlay(im, mt)), up(res.image)
+    return up(res.soft_mask.resize(shown.size, Image.BILINEAR)), up(overlay(shown, mt)), up(res.image)
 
-# %% ../nbs/09_app.ipynb #4cf93a8a
+# %% ../nbs/09_app.ipynb #d6cafcc8
 def _on_edit(pipe):
     "The button's handler: `run_edit` on the page's values, its errors as messages and the library's warnings as warnings on the page."
     import gradio as gr
@@ -233,5 +239,5 @@ def our_warnings(ws):
     pkg = Path(sys.modules['diffedit'].__file__).parent
     return [w for w in ws if Path(w.filename).parent == pkg]
 
-# %% ../nbs/09_app.ipynb #ceedd5ea
+# %% ../nbs/09_app.ipynb #7c2d31fd
 if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())
