@@ -68,16 +68,28 @@ def feather_mask(m, size, grow=4, sigma=2.):
     if isinstance(m, Image.Image): m = torch.tensor(np.asarray(m.convert('L')), dtype=torch.float32)[None]/255
     a = m.float().cpu().clamp(0, 1)
     if grow: a = torch.nn.functional.max_pool2d(a[None], 2*grow+1, 1, grow)[0]   # cover where the decoder spills over the mask
-    a = upsample(gaussian_blur(a, sigma), size[::-1]).clamp(0, 1)
-    return (a*255).round()/255                                             # exactly 0 where the blur fades out
+    a = upsample(gaussian_blur(a, sigma), size[::-1]).clamp_(0, 1)
+    return a.mul_(255).round_().div_(255)                                  # exactly 0 where the blur fades out; in place, for large images
 
 def keep_input(image, out, m, grow=4, sigma=2.):
     "`out` pasted into `image`, at `image`'s size, through the feathered mask `m` (`feather_mask`): outside it, `image`'s own pixels."
-    im = to_rgb(image); out = to_rgb(out)
-    if out.size != im.size: out = out.resize(im.size, Image.LANCZOS)
-    a = feather_mask(m, im.size, grow, sigma)[0].numpy()[..., None]        # (H, W, 1)
-    x = np.asarray(im, dtype=np.float32)
-    return Image.fromarray((x + a*(np.asarray(out, dtype=np.float32) - x)).round().clip(0, 255).astype(np.uint8))
+    rgb = lambda x: x if isinstance(x, Image.Image) and x.mode == 'RGB' else to_rgb(x)   # no copy of a large RGB input
+    im, out = rgb(image), rgb(out)
+    a = feather_mask(m, im.size, grow, sigma)[0].numpy()                   # (H, W)
+    ys, xs = np.nonzero(a.any(1))[0], np.nonzero(a.any(0))[0]
+    if not len(ys): return im
+    box = np.s_[ys[0]:ys[-1]+1, xs[0]:xs[-1]+1]                             # only the feather's box is blended: memory follows the edit, not the image
+    x = np.array(im)
+    if out.size != im.size:                                                # the edit at the input's size, only over the box
+        k = (out.width/im.width, out.height/im.height)
+        crop = (xs[0]*k[0], ys[0]*k[1], (xs[-1]+1)*k[0], (ys[-1]+1)*k[1])
+        o = np.asarray(out.resize((xs[-1]+1-xs[0], ys[-1]+1-ys[0]), Image.LANCZOS, box=crop))
+    else: o = np.asarray(out)[box]
+    xb, ab = x[box], a[box]
+    for i in range(0, len(xb), 256):                                       # 256 rows at a time: the float copies stay small
+        r = np.s_[i:i+256]; f = xb[r].astype(np.float32)
+        xb[r] = (f + ab[r][..., None]*(o[r].astype(np.float32) - f)).round().clip(0, 255).astype(np.uint8)
+    return Image.fromarray(x)
 
 def paste_edit(pipe, image, out, m):
     "`keep_input` with DiffEdit's feather: the mask grown by one latent cell of `pipe`'s VAE and blurred by half of one."

@@ -29,12 +29,13 @@ class Encoded:
     def r(self): return len(self.sched)/self.sched.steps
 
 @torch.no_grad()
-def ddim_encode(pipe, image=None, r=DEFAULTS.r, steps=DEFAULTS.steps, prompt=DEFAULTS.encode_prompt, guidance_scale=DEFAULTS.encode_guidance, latents=None):
-    "DiffEdit step 2: DDIM-encode `image` (or clean `latents`) to ratio `r`, unconditionally unless a `prompt` is given."
+def ddim_encode(pipe, image=None, r=DEFAULTS.r, steps=DEFAULTS.steps, prompt=DEFAULTS.encode_prompt, guidance_scale=DEFAULTS.encode_guidance, latents=None,
+                cond=None, uncond=None):
+    "DiffEdit step 2: DDIM-encode `image` (or clean `latents`) to ratio `r`, unconditionally unless a `prompt` (or its text embeddings `cond`, guided from `uncond`) is given."
     sched = ddim_steps(pipe, steps, r)                                    # the least noisy r of DDIM's timesteps, descending
     if latents is None and image is None: raise ValueError("Give an image (or clean latents) to encode.")
     x0 = x = image_to_latents(pipe, image) if latents is None else latents
-    cond, uncond = prompt_embeddings(pipe, prompt, batch=len(x), guidance_scale=guidance_scale)
+    if cond is None: cond, uncond = prompt_embeddings(pipe, prompt, batch=len(x), guidance_scale=guidance_scale)
     ts, out = torch.tensor(sched.timesteps, device=x.device), []
     for i in reversed(range(len(sched))):                                  # least noisy first
         eps = predict_eps(pipe, x, ts[i], sched.abar[i], cond, uncond, guidance_scale)   # the noise at the level we move to

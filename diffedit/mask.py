@@ -46,10 +46,10 @@ def _generators(seed, generator, k):
 
 @torch.no_grad()
 def noise_diffs(pipe, x0, ref_prompts, query_prompts, n=DEFAULTS.n, mask_encode_strength=DEFAULTS.mask_encode_strength, seed=DEFAULTS.seed,
-                generator=None, batch_size=None):
-    "The raw maps (B, h, w) of the (B, 4, h, w) clean latents `x0`: for each image, mean |eps_Q - eps_R| over `n` draws of its own noise, and the channels; `batch_size`: UNet rows per call (default 2n, one image's draws)."
+                generator=None, batch_size=None, emb=None):
+    "The raw maps (B, h, w) of the (B, 4, h, w) clean latents `x0`: for each image, mean |eps_Q - eps_R| over `n` draws of its own noise, and the channels; `batch_size`: UNet rows per call (default 2n, one image's draws); `emb`: the prompts' text embeddings (2B, L, D), R_0, Q_0, R_1, ..., instead of the prompts."
     B = len(x0); t, a = mask_timestep(pipe, mask_encode_strength)
-    emb = text_embeddings(pipe, [p for rq in zip(ref_prompts, query_prompts) for p in rq])   # (2B, L, D): R_0, Q_0, R_1, Q_1, ... in one call
+    if emb is None: emb = text_embeddings(pipe, [p for rq in zip(ref_prompts, query_prompts) for p in rq])   # (2B, L, D): R_0, Q_0, R_1, Q_1, ... in one call
     eps = torch.cat([randn_tensor((n, *x0.shape[1:]), generator=g, device=x0.device, dtype=x0.dtype) for g in _generators(seed, generator, B)])
     pairs = q_sample(x0.repeat_interleave(n, 0), eps, a).repeat_interleave(2, 0)   # (2nB, 4, h, w): the same noise for R and Q
     rows = torch.arange(B, device=x0.device).repeat_interleave(2*n)*2 + torch.arange(2, device=x0.device).repeat(n*B)   # each row's prompt

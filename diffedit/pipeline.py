@@ -17,10 +17,9 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from .config import DEFAULTS, check_knob
 from .core import (quiet, check_finite, check_prompts, text_embeddings, image_to_latents, eager_unet, unet_kwargs, vae_precision,
-                           predict_eps, ddim_steps, ddim_denoise, seed_generator, execution_device)
-from .paper import q_sample, ddim_step
+                           mask_array, ddim_steps, ddim_denoise, execution_device)
 from .guidance import cfg, rescale_std
-from .mask import mask_timestep, noise_diff, soft_map, binarize, to_pil_mask
+from .mask import noise_diff, noise_diffs, soft_map, binarize, to_pil_mask
 from .encode import ddim_encode
 from .edit import edit_image, prepare_image
 from diffusers import DiffusionPipeline, AutoencoderKL, UNet2DConditionModel
@@ -30,7 +29,6 @@ from diffusers.pipelines.pipeline_utils import StableDiffusionMixin
 from diffusers.pipelines.stable_diffusion import StableDiffusionPipelineOutput
 from diffusers.schedulers import KarrasDiffusionSchedulers, SchedulerMixin
 from diffusers.utils import BaseOutput
-from diffusers.utils.torch_utils import randn_tensor
 from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 # %% ../nbs/13_pipeline.ipynb #d8cd54fc
@@ -202,13 +200,6 @@ def _decode(self: DiffEditPipeline, latents, output_type):
     return self.image_processor.postprocess(x, output_type=output_type, do_denormalize=None if nsfw is None else [not f for f in nsfw]), nsfw
 
 # %% ../nbs/13_pipeline.ipynb #4265b05f
-def _noise_diff(pipe, x0, emb, n, mask_encode_strength, generator):
-    "`mask.noise_diff` given the text embeddings `emb` (2, L, D), source then target, instead of the two prompts."
-    t, a = mask_timestep(pipe, mask_encode_strength)
-    eps = randn_tensor((n, *x0.shape[1:]), generator=seed_generator(generator=generator), device=x0.device, dtype=x0.dtype)
-    e = predict_eps(pipe, q_sample(x0, eps, a).repeat_interleave(2, 0), torch.tensor(t, device=x0.device), a, emb.repeat(n, 1, 1)).float()
-    return (e[1::2]-e[0::2]).abs().mean(1).sum(0)/n                      # |eps_Q - eps_R|, mean over channels and draws
-
 def _ratio_mask(d, ratio):
     "diffusers' rule: the raw map clamped at `ratio` times its mean, divided by that, cut at a half."
     c = d.mean()*ratio
@@ -244,22 +235,13 @@ def generate_mask(self: DiffEditPipeline, image=None, target_prompt=None, target
                 d = noise_diff(self, ims[i], R[i], Q[i], n=n, mask_encode_strength=s, generator=gens[i], latents=x0s[i])
             else:
                 emb = torch.cat([text_embeddings(self, p, truncate=True) if isinstance(p, str) else p.to(execution_device(self), self.unet.dtype) for p in (R[i], Q[i])])
-                d = _noise_diff(self, x0s[i], emb, n, s, gens[i])
+                d = noise_diffs(self, x0s[i], None, None, n, s, generator=gens[i], emb=emb)[0]
             masks.append(binarize(soft_map(d), th) if mask_thresholding_ratio is None else _ratio_mask(d, mask_thresholding_ratio))
     self.maybe_free_model_hooks()
     m = torch.cat(masks)                                                   # (B, h, w)
     return m.cpu() if output_type == 'pt' else [to_pil_mask(x[None]) for x in m] if output_type == 'pil' else m.cpu().numpy()
 
 # %% ../nbs/13_pipeline.ipynb #29c218fc
-def _ddim_invert(pipe, x0, sched, cond, uncond=None, guidance_scale=1.):
-    "`encode.ddim_encode`'s loop over `sched` for the text embeddings `cond` (guided from `uncond` by `guidance_scale` if given): the latents, noisiest first."
-    x, ts, out = x0, torch.tensor(sched.timesteps, device=x0.device), []
-    for i in reversed(range(len(sched))):                                  # least noisy first
-        eps = predict_eps(pipe, x, ts[i], sched.abar[i], cond, uncond, guidance_scale)
-        x = ddim_step(x.float(), eps.float(), sched.after(i), sched.abar[i]).to(x0.dtype)   # eq. 12 of DDIM, read upwards
-        out.append(x)
-    return out[::-1]
-
 @patch
 @torch.no_grad()
 def invert(self: DiffEditPipeline, prompt=None, image=None, num_inference_steps: int = DEFAULTS.steps, inpaint_strength: float = DEFAULTS.r,
@@ -281,7 +263,7 @@ def invert(self: DiffEditPipeline, prompt=None, image=None, num_inference_steps:
         else:
             cond, uncond = self.encode_prompt(prompt, None, 1, g > 1, negative_prompt, prompt_embeds, negative_prompt_embeds)
             if len(cond) != len(x0): raise ValueError(f"{len(cond)} prompts for {len(x0)} images: give one prompt, or one per image.")
-            xs = _ddim_invert(self, x0, sched, cond, uncond, g)
+            xs = ddim_encode(self, None, r=r, steps=steps, guidance_scale=g, latents=x0, cond=cond, uncond=uncond).latents
     latents = torch.stack(xs + [x0], 1)                                    # (B, k+1, 4, h, w): noisiest first, the clean encoding last
     latents._diffedit_latents = xs + [x0]                                  # the same tensors, for `__call__` to decode from as they are
     if callback is not None:                                               # the steps in the order they were made, least noisy first
@@ -293,20 +275,17 @@ def invert(self: DiffEditPipeline, prompt=None, image=None, num_inference_steps:
 
 # %% ../nbs/13_pipeline.ipynb #ca737529
 def _mask_batch(mask, B, hw):
-    "A mask or a list of masks (PIL, arrays or tensors; white or 1 = edit) as (B, 1, h, w) floats 0 or 1 at the latents' size `hw`, each cut at half its type's range."
+    "A mask or a list of masks (any PIL mode, arrays or tensors, each (h, w), (1, h, w) or a batch (B, [1,] h, w); white or 1 = edit) as (B, 1, h, w) floats 0 or 1 at the latents' size `hw`: `core.mask_array`'s one rule, cut at half its range."
     out = []
     for m in (list(mask) if isinstance(mask, (list, tuple)) else [mask]):
-        if isinstance(m, PIL.Image.Image): m = np.asarray(m.convert('L'))
-        t = m.detach().cpu() if isinstance(m, torch.Tensor) else torch.as_tensor(np.asarray(m))
-        t = t.float()/255 if t.dtype == torch.uint8 else t.float()
-        if not torch.isfinite(t).all() or t.min() < 0 or t.max() > 1: raise ValueError("mask_image must hold values in [0, 1] (1 = edit), or be a uint8 or PIL image (255 = edit).")
-        t = t[None, None] if t.ndim == 2 else t[None] if t.ndim == 3 and len(t) == 1 else t[:, None] if t.ndim == 3 else t
-        if t.ndim != 4 or t.shape[1] != 1: raise ValueError(f"mask_image must be (h, w), (B, h, w) or (B, 1, h, w), one channel, got shape {tuple(m.shape)}")
-        out.append(t)
+        if isinstance(m, (np.ndarray, torch.Tensor)) and m.ndim == 4 and m.shape[1] == 1: m = m[:, 0]   # (B, 1, h, w)
+        batch = isinstance(m, (np.ndarray, torch.Tensor)) and m.ndim == 3 and m.shape[0] > 1 and m.shape[-1] not in (2, 3, 4)
+        for x in (list(m) if batch else [m]):
+            t = torch.from_numpy(mask_array(x))[None, None]                 # (1, 1, H, W) in [0, 1]
+            out.append(F.interpolate(t, size=tuple(hw), mode='area') if t.shape[-2:] != tuple(hw) else t)   # at the image's size: to the latents' cells
     t = torch.cat(out)
     if len(t) == 1: t = t.expand(B, -1, -1, -1)
     if len(t) != B: raise ValueError(f"mask_image has {len(t)} masks for {B} prompts: give one, or one per prompt.")
-    if t.shape[-2:] != hw: t = F.interpolate(t, size=tuple(hw), mode='area')   # a mask at the image's size: to the latents' cells
     return (t >= 0.5).float()
 
 @patch
@@ -392,18 +371,20 @@ def edit(self: DiffEditPipeline, image, source_prompt, target_prompt, inpaint_st
          num_inference_steps: int = DEFAULTS.steps, guidance_scale: float = DEFAULTS.guidance_scale, guidance_rescale: float = 0.0,
          generator=None, output_type: str = "pil", return_dict: bool = True,
          keep_background: bool = DEFAULTS.keep_background, refine: float = DEFAULTS.refine, word_weight: float = DEFAULTS.word_weight):
-    "The whole edit in one call, `edit.edit_image` on each image: from `source_prompt` to `target_prompt`, DiffEdit's mask, DDIM encoding to `inpaint_strength`, masked decoding; `keep_background` keeps the input's pixels outside the feathered mask (pixel outputs); `refine` and `word_weight` as in `edit_image`."
+    "The whole edit in one call, one `edit.edit_image` call for the batch: from `source_prompt` to `target_prompt`, DiffEdit's mask, DDIM encoding to `inpaint_strength`, masked decoding; `keep_background` keeps the input's pixels outside the feathered mask (pixel outputs); `refine` and `word_weight` as in `edit_image`."
     _check_output(output_type, ('pil', 'np', 'pt', 'latent'))
     if not 0 <= check_finite('guidance_rescale', guidance_rescale) <= 1: raise ValueError(f"guidance_rescale (phi) must be in [0, 1], got {guidance_rescale!r}")
     rule = partial(rescale_std, phi=guidance_rescale) if guidance_rescale else cfg
+    config = DEFAULTS.replace(r=inpaint_strength, n=num_maps_per_mask, mask_encode_strength=mask_encode_strength, threshold=mask_threshold,
+                              steps=num_inference_steps, guidance_scale=guidance_scale, keep_background=keep_background, refine=refine,
+                              word_weight=word_weight)                     # diffusers' names as the config's knobs, checked there
     ims = list(image) if isinstance(image, (list, tuple)) else [image]
     B = max(len(ims), len(check_prompts(source_prompt)), len(check_prompts(target_prompt)))
-    ims, R, Q, gens = (_per_item(v, B, k) for v, k in ((ims, 'image'), (source_prompt, 'source_prompt'), (target_prompt, 'target_prompt'), (generator, 'generator')))
-    with self.progress_bar(total=B*max(1, round(num_inference_steps*inpaint_strength))) as bar:
-        def guide(u, c, g): bar.update(); return rule(u, c, g)            # called once per decoding step
-        res = [edit_image(self, ims[i], R[i], Q[i], r=inpaint_strength, n=num_maps_per_mask, mask_encode_strength=mask_encode_strength,
-                          threshold=mask_threshold, steps=num_inference_steps, guidance_scale=guidance_scale, guide=guide, generator=gens[i],
-                          keep_background=keep_background, refine=refine, word_weight=word_weight, decode=output_type != 'latent') for i in range(B)]
+    ims, R, Q = (_per_item(v, B, k) for v, k in ((ims, 'image'), (source_prompt, 'source_prompt'), (target_prompt, 'target_prompt')))
+    gens = _per_item(generator, B, 'generator') if isinstance(generator, (list, tuple)) else generator
+    with self.progress_bar(total=max(1, round(config.steps*config.r))) as bar:
+        def guide(u, c, g): bar.update(); return rule(u, c, g)            # called once per decoding step of each batch
+        res = edit_image(self, ims, R, Q, config.replace(guide=guide), generator=gens, decode=output_type != 'latent')   # one batch per image size
     images = torch.cat([o.latents for o in res]) if output_type == 'latent' else [o.image for o in res]
     if output_type in ('np', 'pt'): images = np.stack([np.asarray(o, dtype=np.float32)/255 for o in images])
     if output_type == 'pt': images = torch.from_numpy(images).permute(0, 3, 1, 2)

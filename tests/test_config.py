@@ -74,14 +74,14 @@ def test_cli_agrees():
     assert default_guidance_scale(DEFAULTS.guide) == DEFAULTS.guidance_scale
 
 def test_app_agrees():
+    "The app's controls are made from the config's fields: each control's id is its knob, its value the default."
     pytest.importorskip('gradio')
-    from diffedit.app import build
+    from diffedit.app import build, APP_KNOBS
     from diffedit.core import load_pipe
     demo = build(load_pipe(device='cpu'))
     vals = {c.elem_id: c.value for c in demo.blocks.values() if getattr(c, 'elem_id', None)}
-    for el, k in dict(r='r', n='n', threshold='threshold', g='guidance_scale', steps='steps', seed='seed', keep='keep_background', guide='guide', schedule='schedule',
-                     refine='refine', word_weight='word_weight').items():
-        assert vals[el] == getattr(DEFAULTS, k), (el, vals[el])
+    assert set(APP_KNOBS) <= set(DiffEditConfig.__dataclass_fields__)
+    for k in APP_KNOBS: assert vals[k] == getattr(DEFAULTS, k), (k, vals[k])
 
 sys.path.insert(0, str(PKG.parent/'scripts'))
 from module_graph import graph, sources, cycles   # scripts/module_graph.py, which draws the README's picture
