@@ -35,7 +35,9 @@ def open_image(path, what='image', load=True):
     if stat.S_ISDIR(st.st_mode): raise UserError(f"{str(path)!r} is a folder: give an image file (PNG or JPEG)")
     if not stat.S_ISREG(st.st_mode): raise UserError(f"{str(path)!r} is not a regular file (a pipe or a device): give an image file")
     from PIL import Image, UnidentifiedImageError
-    from diffedit.core import read_image, check_pixels
+    from diffedit.core import read_image, check_pixels, pixel_budget
+    try: pixel_budget()                                                # a DIFFEDIT_MAX_PIXELS that is no number says so, first
+    except ValueError as e: raise UserError(str(e)) from None
     try:
         if load: return read_image(path, what)
         with Image.open(path) as im: return check_pixels(im.size, what)
