@@ -29,15 +29,14 @@ def machine(threads):
     return dict(cpu=cpu, cores=os.cpu_count(), threads=threads, torch=torch.__version__, commit=commit)
 
 def counter(pipe):
-    "UNet calls and samples, counted by a forward hook on `pipe.unet` (eager) or around `pipe.fast_unet` (frozen graphs)."
+    "UNet calls and samples, counted by a forward hook on `pipe.unet` (eager) or around its fast path (frozen graphs)."
+    from diffedit.core import fast_path, set_fast_path
     n = dict(calls=0, samples=0)
     def count(b): n['calls'] += 1; n['samples'] += b
-    if getattr(pipe, 'fast_unet', None) is not None:
-        f = pipe.fast_unet.__call__
-        class Counted:
-            def __call__(self, x, t, emb): count(len(x)); return f(x, t, emb)
-        pipe.fast_unet = Counted()
-        return n, lambda: setattr(pipe, 'fast_unet', f.__self__)
+    if (f := fast_path(pipe)) is not None:
+        def counted(x, t, emb): count(len(x)); return f(x, t, emb)
+        set_fast_path(pipe, counted)
+        return n, lambda: set_fast_path(pipe, f)
     h = pipe.unet.register_forward_pre_hook(lambda m, a, kw: count(len(a[0]) if a else len(kw['sample'])), with_kwargs=True)
     return n, h.remove
 

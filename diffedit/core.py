@@ -9,12 +9,12 @@ __all__ = ['DTYPES', 'MAX_PIXELS', 'LUMA', 'embedded_model', 'quiet', 'check_dev
            'execution_device', 'native_size', 'working_side', 'seed_generator', 'is_sdxl', 'sdxl_embeddings',
            'unet_kwargs', 'vae_precision', 'check_prompts', 'unknown_words', 'text_embeddings', 'prompt_embeddings',
            'pixel_budget', 'check_pixels', 'read_image', 'mask_array', 'to_rgb', 'image_to_latents', 'latents_to_image',
-           'labelled_grid', 'eager_unet', 'unet', 'denoise', 'check_steps', 'check_finite', 'sample', 'to_eps',
-           'predict_eps', 'DDIMSteps', 'ddim_scheduler', 'check_fraction', 'ddim_steps', 'ddim_denoise',
-           'strength_timesteps', 'img2img']
+           'labelled_grid', 'eager_unet', 'fast_path', 'set_fast_path', 'unet_path', 'unet', 'denoise', 'check_steps',
+           'check_finite', 'sample', 'to_eps', 'predict_eps', 'DDIMSteps', 'ddim_scheduler', 'check_fraction',
+           'ddim_steps', 'ddim_denoise', 'strength_timesteps', 'img2img']
 
 # %% ../nbs/00_core.ipynb #f8b3e786
-import os, math, inspect, warnings
+import os, math, inspect, warnings, weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -354,9 +354,27 @@ def eager_unet(pipe, x, t, emb):
     "One plain UNet call: the raw prediction for latents `x` (B, 4, h, w) at timestep `t`, given text embeddings `emb` (B, L, D)."
     return pipe.unet(x, t, **unet_kwargs(pipe, x, emb)).sample
 
+_FAST = weakref.WeakKeyDictionary()   # UNet module -> its fast path: graphs belong to the UNet they were captured from, whatever pipeline holds it
+
+def fast_path(pipe):
+    "The fast path (`diffedit.fast.make_fast`) of `pipe`'s UNet, a callable (x, t, emb) -> prediction, or None."
+    return _FAST.get(pipe.unet)
+
+def set_fast_path(pipe, fast):
+    "Route every UNet call on `pipe`'s UNet (from any pipeline sharing it) through `fast`; None: eager calls."
+    if fast is None: _FAST.pop(pipe.unet, None)
+    else: _FAST[pipe.unet] = fast
+
+@contextmanager
+def unet_path(pipe, fast):
+    "Inside the block, `pipe`'s UNet calls go through `fast` (None: eager); the path before is put back after."
+    before = fast_path(pipe); set_fast_path(pipe, fast)
+    try: yield
+    finally: set_fast_path(pipe, before)
+
 def unet(pipe, x, t, emb):
     "One UNet call; after `diffedit.fast.make_fast`, from a CUDA graph on a GPU or a frozen TorchScript graph on the CPU."
-    fast = getattr(pipe, 'fast_unet', None)
+    fast = fast_path(pipe)
     return fast(x, t, emb) if fast is not None else eager_unet(pipe, x, t, emb)
 
 def _rules(guide, schedule):

@@ -11,7 +11,7 @@ __all__ = ['GraphedUNet', 'FrozenUNet', 'make_fast', 'make_slow']
 import time, warnings, torch, torch.nn.functional as F
 from contextlib import contextmanager, ExitStack
 from functools import partial
-from .core import eager_unet, execution_device, unet_kwargs
+from .core import eager_unet, execution_device, unet_kwargs, fast_path, set_fast_path
 
 # %% ../nbs/14_fast.ipynb #5200c64c
 class GraphedUNet:
@@ -22,8 +22,8 @@ class GraphedUNet:
     def _capture(self, x, t, emb):
         sx, st, se = x.clone(), t.clone(), emb.clone()                      # static inputs: replays read these buffers
         s = torch.cuda.Stream(); s.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(s):                                            # warm up off the main stream, as PyTorch asks
-            for _ in range(self.warmup): self.fn(sx, st, se)
+        with torch.cuda.stream(s), torch.backends.cudnn.flags(enabled=True, benchmark=True):   # warm up off the main stream, as PyTorch asks;
+            for _ in range(self.warmup): self.fn(sx, st, se)                  # cudnn's autotuner picks the kernels the graph records, for this block only
         torch.cuda.current_stream().wait_stream(s)
         if self.pool is None: self.pool = torch.cuda.graph_pool_handle()
         g = torch.cuda.CUDAGraph()
@@ -136,15 +136,14 @@ def make_fast(pipe, graphs=True, channels_last=True, fuse_qkv=False, compile=Fal
     if fuse_qkv: pipe.fuse_qkv_projections()
     if channels_last and cuda:                                            # on the CPU it does not pay (bench/cpu_speed.py --calls)
         pipe.unet.to(memory_format=torch.channels_last); pipe.vae.to(memory_format=torch.channels_last)
-    if cuda: torch.backends.cudnn.benchmark = True
     if compile: pipe.unet.compile(fullgraph=True)                           # in place: the pipeline keeps its module
     fast = None
     if graphs and cuda: fast = GraphedUNet(partial(eager_unet, pipe))
     elif graphs and dev == 'cpu' and not compile: fast = FrozenUNet(pipe, tune_convs=tune_convs)
-    pipe.fast_unet = fast
+    set_fast_path(pipe, fast)
     return pipe
 
 def make_slow(pipe):
     "Back to plain eager UNet calls (the graphs are dropped; memory format and fused projections stay)."
-    pipe.fast_unet = None
+    set_fast_path(pipe, None)
     return pipe

@@ -17,7 +17,7 @@ from PIL import Image
 from diffusers.utils.torch_utils import randn_tensor
 from fastcore.meta import delegates
 from .config import DEFAULTS
-from .core import image_to_latents, text_embeddings, ddim_scheduler, predict_eps, seed_generator
+from .core import image_to_latents, text_embeddings, ddim_scheduler, predict_eps, seed_generator, unet_path
 from .paper import q_sample
 
 # %% ../nbs/03_mask.ipynb #21b744e9
@@ -126,10 +126,11 @@ class CrossAttentionStore(AttnProcessor):
 @contextmanager
 def cross_attention(pipe):
     "Record the cross-attention maps of every UNet call inside the block: yields the `CrossAttentionStore`."
-    store, procs, fast = CrossAttentionStore(), pipe.unet.attn_processors, getattr(pipe, 'fast_unet', None)
-    pipe.unet.set_attn_processor(store); pipe.fast_unet = None
-    try: yield store
-    finally: pipe.unet.set_attn_processor(procs); pipe.fast_unet = fast
+    store, procs = CrossAttentionStore(), pipe.unet.attn_processors
+    with unet_path(pipe, None):                                           # eager calls: no fast-path graph runs the recording processors
+        pipe.unet.set_attn_processor(store)
+        try: yield store
+        finally: pipe.unet.set_attn_processor(procs)
 
 # %% ../nbs/03_mask.ipynb #ef67b9b5
 def changed_tokens(tok, ref_prompt, query_prompt):

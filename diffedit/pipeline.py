@@ -16,7 +16,7 @@ import numpy as np, torch, PIL.Image
 import torch.nn.functional as F
 from fastcore.basics import patch
 from .config import DEFAULTS, check_knob
-from .core import (quiet, check_finite, check_prompts, text_embeddings, image_to_latents, eager_unet, unet_kwargs, vae_precision,
+from .core import (quiet, check_finite, check_prompts, text_embeddings, image_to_latents, eager_unet, unet_kwargs, vae_precision, fast_path, unet_path,
                            mask_array, ddim_steps, ddim_denoise, execution_device)
 from .guidance import cfg, rescale_std
 from .mask import noise_diff, noise_diffs, soft_map, binarize, to_pil_mask
@@ -77,7 +77,6 @@ class DiffEditPipeline(DiffusionPipeline, StableDiffusionMixin):
         if 'dtype' not in kwargs and 'torch_dtype' not in kwargs: kwargs['dtype'] = pipeline.dtype   # diffusers' default casts shared weights to float32
         with quiet(): new = super(DiffEditPipeline, cls).from_pipe(pipeline, **kwargs)   # no notices about casting shared weights
         new.set_progress_bar_config(**getattr(pipeline, '_progress_bar_config', {}))   # and its progress-bar settings
-        new.fast_unet = getattr(pipeline, 'fast_unet', None)                   # the same UNet: its CUDA graphs stay valid
         if fast:
             from diffedit.fast import make_fast
             make_fast(new)
@@ -133,14 +132,12 @@ def _per_item(x, B, name):
 @contextmanager
 def _unet_calls(self: DiffEditPipeline, cross_attention_kwargs=None, bar=None):
     "Inside the block, each UNet call the lessons' functions make (through `core.unet`) ticks `bar` and gets `cross_attention_kwargs` (then eagerly: no fast-path graph takes them)."
-    fast = getattr(self, 'fast_unet', None)
+    fast = fast_path(self)
     def call(x, t, emb):
         if bar is not None: bar.update()
         if cross_attention_kwargs: return self.unet(x, t, **unet_kwargs(self, x, emb), cross_attention_kwargs=cross_attention_kwargs).sample
         return fast(x, t, emb) if fast is not None else eager_unet(self, x, t, emb)
-    self.fast_unet = call
-    try: yield
-    finally: self.fast_unet = fast
+    with unet_path(self, call): yield
 
 @patch
 def encode_prompt(self: DiffEditPipeline, prompt, device=None, num_images_per_prompt=1, do_classifier_free_guidance=True, negative_prompt=None,
