@@ -11,7 +11,7 @@ __all__ = ['DTYPES', 'MAX_PIXELS', 'LUMA', 'embedded_model', 'quiet', 'check_dev
            'pixel_budget', 'check_pixels', 'read_image', 'mask_array', 'to_rgb', 'image_to_latents', 'latents_to_image',
            'labelled_grid', 'eager_unet', 'fast_path', 'set_fast_path', 'unet_path', 'unet', 'denoise', 'check_steps',
            'check_finite', 'sample', 'to_eps', 'predict_eps', 'DDIMSteps', 'ddim_scheduler', 'check_fraction',
-           'ddim_steps', 'ddim_denoise', 'strength_timesteps', 'img2img']
+           'ddim_steps', 'ddim_denoise', 'strength_timesteps', 'img2img', 'tol']
 
 # %% ../nbs/00_core.ipynb #f8b3e786
 import os, math, inspect, warnings, weakref
@@ -496,3 +496,9 @@ def img2img(pipe, image, prompt, strength=0.6, steps=DEFAULTS.steps, guidance_sc
     x = q_sample(x0, noise, sched.abar[0])                               # x_t = sqrt(abar) x0 + sqrt(1-abar) eps
     cond, uncond = prompt_embeddings(pipe, prompt)
     return latents_to_image(pipe, ddim_denoise(pipe, x, sched, cond, uncond, guidance_scale, guide, schedule))[0]
+
+# %% ../nbs/00_core.ipynb #0bc1475e
+def tol(x, float32, bfloat16, float16=None):
+    "The tolerance of a numeric check on `x` (a pipeline, a tensor or a dtype) in its dtype: each given per dtype, float16's defaulting to bfloat16's over 8."
+    dt = x.dtype if hasattr(x, 'dtype') else x
+    return {torch.float32: float32, torch.float64: float32, torch.bfloat16: bfloat16, torch.float16: bfloat16/8 if float16 is None else float16}[dt]
