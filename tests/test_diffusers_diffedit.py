@@ -54,6 +54,14 @@ def _determinism():
         yield
 
 
+
+def _dummy_image(device, seed):
+    "diffusers' dummy 32x32 RGB image and a generator seeded with `seed` (shared by the mask and inversion inputs)."
+    image = floats_tensor((1, 3, 32, 32), rng=random.Random(seed)).to(device)
+    image = Image.fromarray(np.uint8(image.cpu().permute(0, 2, 3, 1)[0])).convert("RGB")
+    generator = torch.manual_seed(seed) if str(device).startswith("mps") else torch.Generator(device=device).manual_seed(seed)
+    return image, generator
+
 class DiffEditFastTests(PipelineLatentTesterMixin, PipelineTesterMixin, PipelineFromPipeTesterMixin):
     pipeline_class = None  # ported: set per pipeline class below
     params = TEXT_GUIDED_IMAGE_INPAINTING_PARAMS - {"height", "width", "image"} | {"image_latents"}
@@ -154,13 +162,7 @@ class DiffEditFastTests(PipelineLatentTesterMixin, PipelineTesterMixin, Pipeline
         return inputs
 
     def get_dummy_mask_inputs(self, device, seed=0):
-        image = floats_tensor((1, 3, 32, 32), rng=random.Random(seed)).to(device)
-        image = image.cpu().permute(0, 2, 3, 1)[0]
-        image = Image.fromarray(np.uint8(image)).convert("RGB")
-        if str(device).startswith("mps"):
-            generator = torch.manual_seed(seed)
-        else:
-            generator = torch.Generator(device=device).manual_seed(seed)
+        image, generator = _dummy_image(device, seed)
         inputs = {
             "image": image,
             "source_prompt": "a cat and a frog",
@@ -176,13 +178,7 @@ class DiffEditFastTests(PipelineLatentTesterMixin, PipelineTesterMixin, Pipeline
         return inputs
 
     def get_dummy_inversion_inputs(self, device, seed=0):
-        image = floats_tensor((1, 3, 32, 32), rng=random.Random(seed)).to(device)
-        image = image.cpu().permute(0, 2, 3, 1)[0]
-        image = Image.fromarray(np.uint8(image)).convert("RGB")
-        if str(device).startswith("mps"):
-            generator = torch.manual_seed(seed)
-        else:
-            generator = torch.Generator(device=device).manual_seed(seed)
+        image, generator = _dummy_image(device, seed)
         inputs = {
             "image": image,
             "prompt": "a cat and a frog",
