@@ -9,7 +9,8 @@ __all__ = ['PAIRS', 'our_rule', 'MASK_RULES', 'VARIANTS', 'LEVERS', 'STAGES', 'K
            'SIGNALS', 'PAIR_PARTS', 'METRICS', 'BENCH', 'Edit', 'edit_set', 'run_ours', 'run_diffusers', 'run_sdedit',
            'score_all', 'sign_p', 'paired', 'diffusers_rule', 'mask_rule_ious', 'shared', 'run_shared', 'full_run',
            'kind', 'pair_set', 'pair_halves', 'outside_changed', 'grid_rows', 'mask_rows', 'signal_ious', 'signal_rows',
-           'pairs_run', 'leave_pairs_out', 'summary', 'goals', 'race', 'bench_one', 'bench', 'launch', 'main']
+           'difference_ious', 'difference_rows', 'pairs_run', 'leave_pairs_out', 'summary', 'goals', 'race',
+           'bench_one', 'bench', 'launch', 'main']
 
 # %% ../nbs/19_benchmark.ipynb #29b3cf1c
 import argparse, json, math, os, random, subprocess, sys, time, warnings
@@ -275,7 +276,7 @@ def pair_halves(pairs=VOCAB_PAIRS, seed=0):
 GRID = [(f"refine={rf:g} word_weight={w:g}", dict(refine=float(rf), word_weight=float(w))) for rf in (2, 0) for w in (1.5, 1, 2)]
 MASK_GRID = [(10, 0.5), (5, 0.5), (20, 0.5), (10, 0.3), (10, 0.7)]   # (n, mask_encode_strength): each knob moved alone from the defaults
 SIGNALS = ('noise', 'attention', 'geometric', 'product')
-PAIR_PARTS = ('grid', 'masks', 'signals')
+PAIR_PARTS = ('grid', 'masks', 'signals', 'difference')
 
 def outside_changed(pipe, e, im, m):
     "Pixels of edited image `im` outside the feather of its (1, H, W) mask `m` (as `paste_edit` grows and blurs it) that differ from the input: 0 when the background is the input's to the byte."
@@ -315,15 +316,27 @@ def signal_rows(pipe, edits, halves):
     def one(e): return [dict(i=e.i, pair=e.pair, half=halves[e.pair], objects=len(e.scene.objects), method=k, iou=v) for k, v in signal_ious(pipe, e).items()]
     return [r for rows in shared(one, edits) for r in rows]
 
+def difference_ious(pipe, e, thresholds=(4, 8, 16, 32, 64), sigma=1., c=DEFAULTS):
+    "IoU of scored masks of edit `e` from the edit itself: where the edited image (`edit_image`, the defaults) differs from the input by more than each of `thresholds` grey levels (the largest channel, blurred by `sigma` px); a dict by `difference threshold`."
+    out = edit_image(pipe, e.scene.image, e.ref, e.query, c).image
+    d = torch.tensor(np.abs(np.asarray(out, dtype=np.float32) - np.asarray(e.scene.image, dtype=np.float32)).max(-1))[None]   # (1, H, W)
+    d = gaussian_blur(d, sigma)
+    return {f"difference {t}": mask_iou((d > t).float(), e.gt) for t in thresholds}
+
+def difference_rows(pipe, edits, halves):
+    "`difference_ious` of every edit, one row per edit and threshold (`method`)."
+    def one(e): return [dict(i=e.i, pair=e.pair, half=halves[e.pair], objects=len(e.scene.objects), method=k, iou=v) for k, v in difference_ious(pipe, e).items()]
+    return [r for rows in shared(one, edits) for r in rows]
+
 def pairs_run(path='bench/results/eval_pairs.json', per_pair=1, seed=0, pairs=VOCAB_PAIRS, grid=GRID, mask_grid=MASK_GRID, parts=PAIR_PARTS, steps=DEFAULTS.steps,
               bs=16, update=True, settings=None, log=print):
-    "The vocabulary benchmark on `pair_set(pairs, per_pair, seed)`, written to `path` after each run: `grid`, every knob setting end to end through `edit_image`; `masks`, step 1 alone at each (n, mask_encode_strength) of `mask_grid`; `signals`, the sharper scored masks; `update`: keep (and skip) the runs `path` already holds; `settings`: the names of `grid` to run (default: all)."
+    "The vocabulary benchmark on `pair_set(pairs, per_pair, seed)`, written to `path` after each run: `grid`, every knob setting end to end through `edit_image`; `masks`, step 1 alone at each (n, mask_encode_strength) of `mask_grid`; `signals`, the sharper scored masks; `difference`, scored masks from where the edit changed the input; `update`: keep (and skip) the runs `path` already holds; `settings`: the names of `grid` to run (default: all)."
     st = _state(); log = log if log and st.is_main_process else (lambda *a: None)
     pipe = load_pipe(device=st.device if st.num_processes > 1 else None); clf = load_classifier()
     edits, halves = pair_set(pairs, per_pair, seed), pair_halves(pairs)
     meta = dict(pairs=len(pairs), per_pair=per_pair, seed=seed, steps=steps, bs=bs, threads=torch.get_num_threads(), processes=st.num_processes,
                 torch=torch.__version__, date=time.strftime('%Y-%m-%d'), cpu=os.cpu_count())
-    res = dict(meta=dict(meta, seconds={}), grid=[], masks=[], signals=[])
+    res = dict(meta=dict(meta, seconds={}), grid=[], masks=[], signals=[], difference=[])
     if update and Path(path).exists():
         old = json.loads(Path(path).read_text())
         if any(old['meta'].get(k) != meta[k] for k in ('pairs', 'per_pair', 'seed', 'steps')): raise ValueError(f"{path} holds another pair set or step count: give another --out, or its own --per-pair, --pair-seed and --steps")
@@ -342,6 +355,8 @@ def pairs_run(path='bench/results/eval_pairs.json', per_pair=1, seed=0, pairs=VO
             t0 = time.time(); res['masks'] += mask_rows(pipe, edits, n, s, halves, bs); save(f"n={n}, mask_encode_strength={s:g}", t0)
     if 'signals' in parts and not res['signals']:
         t0 = time.time(); res['signals'] = signal_rows(pipe, edits, halves); save('signals', t0)
+    if 'difference' in parts and not res['difference']:
+        t0 = time.time(); res['difference'] = difference_rows(pipe, edits, halves); save('difference', t0)
     return res
 
 def leave_pairs_out(rows, by='method', key=('success', 'iou')):
