@@ -99,8 +99,9 @@ def tiny_configs(name, widths=(32, 64), head_dim=16, text_head_dim=4, text_layer
 def tiny_pipe(name, seed=0, **kwargs):
     "A `StableDiffusionPipeline` with tiny random (seeded) weights in the structure of `SD_CONFIGS[name]`, its scheduler exactly as published."
     u, v, t, tok = tiny_configs(name, **kwargs)
-    torch.manual_seed(seed)
-    return _pipe(AutoencoderKL(**v), CLIPTextModel(CLIPTextConfig(**t)), tok, UNet2DConditionModel(**u), _scheduler(SD_CONFIGS[name]['scheduler']))
+    with torch.random.fork_rng(devices=[]):                               # seeded weights, the caller's random state left as it was
+        torch.manual_seed(seed)
+        return _pipe(AutoencoderKL(**v), CLIPTextModel(CLIPTextConfig(**t)), tok, UNet2DConditionModel(**u), _scheduler(SD_CONFIGS[name]['scheduler']))
 
 # %% ../nbs/12_checkpoints.ipynb #87d63a3c
 class EpsilonAs(nn.Module):

@@ -42,14 +42,16 @@ def tiny_sdxl_configs(width=32, time_dim=8):
 
 def tiny_sdxl_pipe(seed=0, configs=None, **kwargs):
     "A `StableDiffusionXLPipeline` with tiny random (seeded) weights in SDXL base's structure (or `configs`), its scheduler as published."
-    c = configs or tiny_sdxl_configs(**kwargs); torch.manual_seed(seed)
+    c = configs or tiny_sdxl_configs(**kwargs)
     tok = CLIPTokenizer.from_pretrained(embedded_model()/'tokenizer', model_max_length=77)
     te = lambda k, cls: cls(CLIPTextConfig(**c[k], vocab_size=len(tok), max_position_embeddings=77, bos_token_id=tok.bos_token_id,
                                            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id))
-    pipe = StableDiffusionXLPipeline(vae=AutoencoderKL(**c['vae']), text_encoder=te('text_encoder', CLIPTextModel), tokenizer=tok,
-                                     text_encoder_2=te('text_encoder_2', CLIPTextModelWithProjection), tokenizer_2=tok,
-                                     unet=UNet2DConditionModel(**c['unet']), scheduler=EulerDiscreteScheduler.from_config(c['scheduler']),
-                                     force_zeros_for_empty_prompt=c['force_zeros_for_empty_prompt'])
+    with torch.random.fork_rng(devices=[]):                               # seeded weights, the caller's random state left as it was
+        torch.manual_seed(seed)
+        pipe = StableDiffusionXLPipeline(vae=AutoencoderKL(**c['vae']), text_encoder=te('text_encoder', CLIPTextModel), tokenizer=tok,
+                                         text_encoder_2=te('text_encoder_2', CLIPTextModelWithProjection), tokenizer_2=tok,
+                                         unet=UNet2DConditionModel(**c['unet']), scheduler=EulerDiscreteScheduler.from_config(c['scheduler']),
+                                         force_zeros_for_empty_prompt=c['force_zeros_for_empty_prompt'])
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
