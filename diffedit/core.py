@@ -280,7 +280,7 @@ def _unit(a, what='image'):
     return (a / top).astype(np.float32)
 
 def mask_array(x):
-    "A mask (PIL image of any mode, array or tensor; white or 1 = edit) as float32 (H, W) in [0, 1]: each type on its own range (`_unit`), colours by their grey level, transparent pixels as 0 (keep)."
+    "A mask (PIL image of any mode, array or tensor; white or 1 = edit) as float32 (H, W) in [0, 1]: each type on its own range (bool 0 or 1, 8 bits over 255, 16 bits over 65535, floats as they are), colours by their grey level, transparent pixels as 0 (keep)."
     a = _unit(_as_array(x, 'mask'), 'mask')
     if a.ndim == 3:
         grey = a[..., 0] if a.shape[-1] == 2 else a[..., :3] @ LUMA
@@ -290,7 +290,7 @@ def mask_array(x):
 
 # %% ../nbs/00_core.ipynb #11fa62b5
 def _array_to_pil(a):
-    "An (H, W) or (H, W, 2|3|4) array as a PIL image of 8 bits a channel, its values read by `_unit`'s rule: uint8 as is, 16-bit scaled to 8 bits, floats in [0, 1]."
+    "An (H, W) or (H, W, 2|3|4) array as a PIL image of 8 bits a channel, its values read by the rule of `mask_array`: uint8 as is, 16-bit scaled to 8 bits, floats in [0, 1]."
     a = _as_array(a)
     if a.dtype != np.uint8: a = (_unit(a) * 255).round().astype(np.uint8)
     return Image.fromarray(a)
