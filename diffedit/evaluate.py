@@ -492,10 +492,12 @@ def main(argv=None):
         argv = list(sys.argv[1:] if argv is None else argv); k = next(i for i, x in enumerate(argv) if x.startswith('--processes'))
         del argv[k:k+(1 if '=' in argv[k] else 2)]
         sys.exit(launch(argv, a.processes))
-    torch.set_num_threads(a.threads)                                    # the harness's one thread setting, for every stage it runs
-    with warnings.catch_warnings():                                     # the captions' commas are known words the tokenizer warns about
-        warnings.filterwarnings('ignore', message='.*tokenizer does not know')
-        _run(a, p)
+    threads = torch.get_num_threads(); torch.set_num_threads(a.threads)   # the harness's one thread setting, for every stage it runs
+    try:
+        with warnings.catch_warnings():                                 # the captions' commas are known words the tokenizer warns about
+            warnings.filterwarnings('ignore', message='.*tokenizer does not know')
+            _run(a, p)
+    finally: torch.set_num_threads(threads)                             # as it was, for a caller that runs main() in its own process
 
 def _run(a, p):
     "The command `a` (parsed by `p`) asks for."
