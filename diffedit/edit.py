@@ -15,9 +15,9 @@ import numpy as np, torch
 import torch.nn.functional as F
 from PIL import Image
 from fastcore.meta import delegates
-from .config import DEFAULTS, DiffEditConfig, as_config
+from .config import DEFAULTS, as_config
 from .core import image_to_latents, latents_to_image, to_rgb, mask_array, check_prompts, check_steps
-from .guidance import guide_fn, schedule_fn
+from .guidance import schedule_fn
 from .mask import noise_diffs, soft_map, mask_map, binarize, to_pil_mask, upsample, gaussian_blur
 from .encode import ddim_encode, Encoded
 from .decode import masked_decode
@@ -165,11 +165,6 @@ class EditResult:
     soft_mask: Image.Image
     latents: torch.Tensor
 
-def _rules(c):
-    "The config's guidance rule and schedule as functions."
-    return (guide_fn(c.guide) if isinstance(c.guide, str) else c.guide,
-            schedule_fn(c.schedule, c.decay_to, c.decay_start) if isinstance(c.schedule, str) else c.schedule)
-
 def _given_masks(pipe, masks, ims, sizes):
     "The user's masks as a `MaskResult`: latent cells for the decoding, the same cells at each working size for the paste."
     m = torch.stack([_as_mask(pipe, mk, im.size) for mk, im in zip(masks, ims)])   # (B, 1, h, w)
@@ -185,8 +180,8 @@ def _edit_batch(pipe, origs, prep, refs, queries, masks, c, generator, batch_siz
     st = (_mask_batch(pipe, ims, sizes, x0, refs, queries, c, generator, batch_size, attention) if masks is None
           else _given_masks(pipe, masks, ims, sizes))
     enc = ddim_encode(pipe, r=c.r, steps=c.steps, prompt=c.encode_prompt, guidance_scale=c.encode_guidance, latents=x0)
-    guide, schedule = _rules(c)
-    y = masked_decode(pipe, enc, st.mask.to(x0.device), queries, c.guidance_scale, guide=guide, schedule=schedule, ref_prompt=refs, word_weight=c.word_weight)
+    schedule = schedule_fn(c.schedule, c.decay_to, c.decay_start) if isinstance(c.schedule, str) else c.schedule   # a named decay takes its two knobs
+    y = masked_decode(pipe, enc, st.mask.to(x0.device), queries, c.guidance_scale, guide=c.guide, schedule=schedule, ref_prompt=refs, word_weight=c.word_weight)
     outs = latents_to_image(pipe, y) if decode else [None]*len(ims)
     res = []
     for k, (orig, size, pm, out) in enumerate(zip(origs, sizes, st.pixel, outs)):
@@ -215,9 +210,9 @@ def edit_image(pipe, images, ref_prompts, query_prompts, config=None, mask=None,
     prep = [prepare_image(pipe, o, side) for o in origs]
     groups = {}
     for i, p in enumerate(prep): groups.setdefault(p[0].size, []).append(i)   # one batch per working size
-    gens, out = _per_image(generator, len(ims)), [None]*len(ims)
+    out = [None]*len(ims)
     for idx in groups.values():
-        g = [gens[i] for i in idx] if isinstance(generator, (list, tuple)) else generator
+        g = [generator[i] for i in idx] if isinstance(generator, (list, tuple)) else generator
         pick = lambda xs: [xs[i] for i in idx]
         for i, r in zip(idx, _edit_batch(pipe, pick(origs), pick(prep), pick(refs), pick(queries), None if masks is None else pick(masks),
                                          c, g, batch_size, attention, decode)): out[i] = r
