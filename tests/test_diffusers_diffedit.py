@@ -10,11 +10,13 @@ Changes from the source (each marked `# ported:`):
 - diffusers' expected numeric slices (which pin its own arithmetic) are replaced by shape and range checks, and by this project's exactness
   checks, run on both pipelines: an all-background mask returns the input's encoding exactly; `__call__` on `invert`'s latents is the
   one-call edit (skipped where the pipeline has no one-call `edit`);
-- the test class runs once per pipeline class; the nightly GPU tests on real checkpoints are left out (they need the hub).
+- the test class runs once per pipeline class; the nightly GPU tests on real checkpoints are left out (they need the hub);
+- what the source writes twice is written once: the dummy calls' shared inputs, the DDIM schedulers' shared arguments, the inversion
+  check of `test_inversion` and `test_inversion_dpm`, and (with the mixins' helpers) the pipeline setup, the save-and-load and the
+  output comparison; each test keeps its name, its assertions and its tolerance.
 Run: `python -m pytest tests/test_diffusers_diffedit.py -q -p no:cacheprovider` (add `DIFFEDIT_TEST_PEER=1` for diffusers' pipeline too)."""
 import os
 import random
-import tempfile
 import unittest
 
 import numpy as np
@@ -41,8 +43,12 @@ from test_diffusers_mixins import (
     PipelineFromPipeTesterMixin,
     PipelineLatentTesterMixin,
     PipelineTesterMixin,
+    assert_max_diff,
+    assert_optional_components_none,
+    dummy_pipe,
     floats_tensor,
     full_determinism,
+    reloaded,
     torch_device,
 )
 
@@ -55,12 +61,21 @@ def _determinism():
 
 
 
+def _generator(device, seed):
+    "diffusers' dummy generator: seeded with `seed`, on `device` (the global one on mps)."
+    return torch.manual_seed(seed) if str(device).startswith("mps") else torch.Generator(device=device).manual_seed(seed)
+
+
 def _dummy_image(device, seed):
     "diffusers' dummy 32x32 RGB image and a generator seeded with `seed` (shared by the mask and inversion inputs)."
     image = floats_tensor((1, 3, 32, 32), rng=random.Random(seed)).to(device)
     image = Image.fromarray(np.uint8(image.cpu().permute(0, 2, 3, 1)[0])).convert("RGB")
-    generator = torch.manual_seed(seed) if str(device).startswith("mps") else torch.Generator(device=device).manual_seed(seed)
-    return image, generator
+    return image, _generator(device, seed)
+
+
+def _dummy_call_inputs(generator, **inputs):
+    "The inputs all three of diffusers' dummy calls share (`generator`, 2 steps, guidance 6, numpy output), plus the call's own."
+    return {**inputs, "generator": generator, "num_inference_steps": 2, "guidance_scale": 6.0, "output_type": "np"}
 
 class DiffEditFastTests(PipelineLatentTesterMixin, PipelineTesterMixin, PipelineFromPipeTesterMixin):
     pipeline_class = None  # ported: set per pipeline class below
@@ -86,20 +101,10 @@ class DiffEditFastTests(PipelineLatentTesterMixin, PipelineTesterMixin, Pipeline
             attention_head_dim=(2, 4),
             use_linear_projection=True,
         )
-        scheduler = DDIMScheduler(
-            beta_start=0.00085,
-            beta_end=0.012,
-            beta_schedule="scaled_linear",
-            clip_sample=False,
-            set_alpha_to_one=False,
-        )
-        inverse_scheduler = DDIMInverseScheduler(
-            beta_start=0.00085,
-            beta_end=0.012,
-            beta_schedule="scaled_linear",
-            clip_sample=False,
-            set_alpha_to_zero=False,
-        )
+        # ported: the arguments both DDIM schedulers share are written once
+        scheduler_args = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "clip_sample": False}
+        scheduler = DDIMScheduler(**scheduler_args, set_alpha_to_one=False)
+        inverse_scheduler = DDIMInverseScheduler(**scheduler_args, set_alpha_to_zero=False)
         torch.manual_seed(0)
         vae = AutoencoderKL(
             block_out_channels=[32, 64],
@@ -144,61 +149,36 @@ class DiffEditFastTests(PipelineLatentTesterMixin, PipelineTesterMixin, Pipeline
     def get_dummy_inputs(self, device, seed=0):
         mask = floats_tensor((1, 16, 16), rng=random.Random(seed)).to(device)
         latents = floats_tensor((1, 2, 4, 16, 16), rng=random.Random(seed)).to(device)
-        if str(device).startswith("mps"):
-            generator = torch.manual_seed(seed)
-        else:
-            generator = torch.Generator(device=device).manual_seed(seed)
-        inputs = {
-            "prompt": "a dog and a newt",
-            "mask_image": mask,
-            "image_latents": latents,
-            "generator": generator,
-            "num_inference_steps": 2,
-            "inpaint_strength": 1.0,
-            "guidance_scale": 6.0,
-            "output_type": "np",
-        }
+        # ported: the inputs the three dummy calls share are written once (`_dummy_call_inputs`)
+        inputs = _dummy_call_inputs(
+            _generator(device, seed), prompt="a dog and a newt", mask_image=mask, image_latents=latents, inpaint_strength=1.0
+        )
 
         return inputs
 
     def get_dummy_mask_inputs(self, device, seed=0):
         image, generator = _dummy_image(device, seed)
-        inputs = {
-            "image": image,
-            "source_prompt": "a cat and a frog",
-            "target_prompt": "a dog and a newt",
-            "generator": generator,
-            "num_inference_steps": 2,
-            "num_maps_per_mask": 2,
-            "mask_encode_strength": 1.0,
-            "guidance_scale": 6.0,
-            "output_type": "np",
-        }
+        inputs = _dummy_call_inputs(
+            generator,
+            image=image,
+            source_prompt="a cat and a frog",
+            target_prompt="a dog and a newt",
+            num_maps_per_mask=2,
+            mask_encode_strength=1.0,
+        )
 
         return inputs
 
     def get_dummy_inversion_inputs(self, device, seed=0):
         image, generator = _dummy_image(device, seed)
-        inputs = {
-            "image": image,
-            "prompt": "a cat and a frog",
-            "generator": generator,
-            "num_inference_steps": 2,
-            "inpaint_strength": 1.0,
-            "guidance_scale": 6.0,
-            "decode_latents": True,
-            "output_type": "np",
-        }
+        inputs = _dummy_call_inputs(generator, image=image, prompt="a cat and a frog", inpaint_strength=1.0, decode_latents=True)
         return inputs
 
     def test_save_load_optional_components(self):
         if not hasattr(self.pipeline_class, "_optional_components"):
             return
 
-        components = self.get_dummy_components()
-        pipe = self.pipeline_class(**components)
-        pipe.to(torch_device)
-        pipe.set_progress_bar_config(disable=None)
+        pipe = dummy_pipe(self, default_attn=False)
 
         # set all optional components to None and update pipeline config accordingly
         for optional_component in pipe._optional_components:
@@ -208,31 +188,19 @@ class DiffEditFastTests(PipelineLatentTesterMixin, PipelineTesterMixin, Pipeline
         inputs = self.get_dummy_inputs(torch_device)
         output = pipe(**inputs)[0]
 
-        with tempfile.TemporaryDirectory() as tmpdir:
-            pipe.save_pretrained(tmpdir)
-            pipe_loaded = self.pipeline_class.from_pretrained(tmpdir)
-            pipe_loaded.to(torch_device)
-            pipe_loaded.set_progress_bar_config(disable=None)
+        pipe_loaded = reloaded(self, pipe, default_attn=False)
 
-        for optional_component in pipe._optional_components:
-            self.assertTrue(
-                getattr(pipe_loaded, optional_component) is None,
-                f"`{optional_component}` did not stay set to None after loading.",
-            )
+        assert_optional_components_none(self, pipe, pipe_loaded)
 
         inputs = self.get_dummy_inputs(torch_device)
         output_loaded = pipe_loaded(**inputs)[0]
 
-        max_diff = np.abs(output - output_loaded).max()
-        self.assertLess(max_diff, 1e-4)
+        assert_max_diff(self, output, output_loaded, 1e-4)
 
     def test_mask(self):
         device = "cpu"
 
-        components = self.get_dummy_components()
-        pipe = self.pipeline_class(**components)
-        pipe.to(device)
-        pipe.set_progress_bar_config(disable=None)
+        pipe = dummy_pipe(self, device=device, default_attn=False)
 
         inputs = self.get_dummy_mask_inputs(device)
         mask = pipe.generate_mask(**inputs)
@@ -241,13 +209,11 @@ class DiffEditFastTests(PipelineLatentTesterMixin, PipelineTesterMixin, Pipeline
         # ported: diffusers' expected slice replaced by a range check: a binary mask
         self.assertTrue(set(np.unique(mask).tolist()) <= {0, 1})
 
-    def test_inversion(self):
+    def _check_inversion(self, components):
+        "ported: what `test_inversion` and `test_inversion_dpm` share: `invert` on the dummy image gives two images in [0, 1]."
         device = "cpu"
 
-        components = self.get_dummy_components()
-        pipe = self.pipeline_class(**components)
-        pipe.to(device)
-        pipe.set_progress_bar_config(disable=None)
+        pipe = dummy_pipe(self, components, device=device, default_attn=False)
 
         inputs = self.get_dummy_inversion_inputs(device)
         image = pipe.invert(**inputs).images
@@ -256,28 +222,20 @@ class DiffEditFastTests(PipelineLatentTesterMixin, PipelineTesterMixin, Pipeline
         # ported: diffusers' expected slice replaced by a range check
         self.assertTrue(np.isfinite(image).all() and image.min() >= 0 and image.max() <= 1)
 
+    def test_inversion(self):
+        self._check_inversion(self.get_dummy_components())
+
     def test_inference_batch_single_identical(self):
         super().test_inference_batch_single_identical(expected_max_diff=5e-3)
 
     def test_inversion_dpm(self):
-        device = "cpu"
-
         components = self.get_dummy_components()
 
         scheduler_args = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear"}
         components["scheduler"] = DPMSolverMultistepScheduler(**scheduler_args)
         components["inverse_scheduler"] = DPMSolverMultistepInverseScheduler(**scheduler_args)
 
-        pipe = self.pipeline_class(**components)
-        pipe.to(device)
-        pipe.set_progress_bar_config(disable=None)
-
-        inputs = self.get_dummy_inversion_inputs(device)
-        image = pipe.invert(**inputs).images
-
-        self.assertEqual(image.shape, (2, 32, 32, 3))
-        # ported: diffusers' expected slice replaced by a range check
-        self.assertTrue(np.isfinite(image).all() and image.min() >= 0 and image.max() <= 1)
+        self._check_inversion(components)
 
     # ---- ported: this project's exactness checks, in place of diffusers' slices
     def _three_calls(self, pipe, mask=None, **kw):

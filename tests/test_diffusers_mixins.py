@@ -10,7 +10,12 @@ Changes from the source (each marked `# ported:` where it is made):
   downloading `hf-internal-testing/tiny-stable-diffusion-pipe` (no machine of this project reaches the hub);
 - the mixins the DiffEdit tests do not use (IP-Adapter, SDXL, Karras schedulers, push to hub, SD functions) are left out;
 - the helpers are copied here, since no installed package carries diffusers' test tree; `enable_full_determinism` becomes a context
-  manager that undoes itself, so it does not leak into the other test files of a run.
+  manager that undoes itself, so it does not leak into the other test files of a run;
+- the blocks the source repeats from test to test are written once, as helpers before the mixins (building the dummy pipeline with
+  default attention processors, saving and loading it back, comparing two outputs, batching the inputs, checking that offloaded
+  modules sit on the right device with the right accelerate hooks, the original pipeline of the `from_pipe` tests, the skip of the
+  offload tests) and as private methods of the mixins; each test keeps its name, its assertions, its messages and its tolerance;
+  the parameter sets are written one to a line.
 Everything else is the source's text."""
 import contextlib
 import gc
@@ -69,6 +74,14 @@ def require_torch(test_case):  # ported: torch is always installed here
 
 def skip_mps(test_case):
     return unittest.skipUnless(torch_device != "mps", "test requires non 'mps' device")(test_case)
+
+
+def require_offload(min_accelerate):
+    """ported: the source's skip of its CPU offload tests, written once: they need CUDA and accelerate `min_accelerate`."""
+    return unittest.skipIf(
+        torch_device != "cuda" or not is_accelerate_available() or is_accelerate_version("<", min_accelerate),
+        reason=f"CPU offload is only available with CUDA and `accelerate v{min_accelerate}` or higher",
+    )
 
 
 # ---- from diffusers.utils.testing_utils (v0.30.0)
@@ -219,16 +232,7 @@ def get_consistency_vae_config(block_out_channels=None, norm_num_groups=None):
 
 # ---- from tests/pipelines/pipeline_params.py (v0.30.0)
 TEXT_TO_IMAGE_PARAMS = frozenset(
-    [
-        "prompt",
-        "height",
-        "width",
-        "guidance_scale",
-        "negative_prompt",
-        "prompt_embeds",
-        "negative_prompt_embeds",
-        "cross_attention_kwargs",
-    ]
+    ["prompt", "height", "width", "guidance_scale", "negative_prompt", "prompt_embeds", "negative_prompt_embeds", "cross_attention_kwargs"]
 )
 
 TEXT_TO_IMAGE_BATCH_PARAMS = frozenset(["prompt", "negative_prompt"])
@@ -237,71 +241,30 @@ TEXT_TO_IMAGE_IMAGE_PARAMS = frozenset([])
 
 IMAGE_TO_IMAGE_IMAGE_PARAMS = frozenset(["image"])
 
-IMAGE_VARIATION_PARAMS = frozenset(
-    [
-        "image",
-        "height",
-        "width",
-        "guidance_scale",
-    ]
-)
+IMAGE_VARIATION_PARAMS = frozenset(["image", "height", "width", "guidance_scale"])
 
 IMAGE_VARIATION_BATCH_PARAMS = frozenset(["image"])
 
 TEXT_GUIDED_IMAGE_VARIATION_PARAMS = frozenset(
-    [
-        "prompt",
-        "image",
-        "height",
-        "width",
-        "guidance_scale",
-        "negative_prompt",
-        "prompt_embeds",
-        "negative_prompt_embeds",
-    ]
+    ["prompt", "image", "height", "width", "guidance_scale", "negative_prompt", "prompt_embeds", "negative_prompt_embeds"]
 )
 
 TEXT_GUIDED_IMAGE_VARIATION_BATCH_PARAMS = frozenset(["prompt", "image", "negative_prompt"])
 
+# Text guided image variation with an image mask
 TEXT_GUIDED_IMAGE_INPAINTING_PARAMS = frozenset(
-    [
-        # Text guided image variation with an image mask
-        "prompt",
-        "image",
-        "mask_image",
-        "height",
-        "width",
-        "guidance_scale",
-        "negative_prompt",
-        "prompt_embeds",
-        "negative_prompt_embeds",
-    ]
+    ["prompt", "image", "mask_image", "height", "width", "guidance_scale", "negative_prompt", "prompt_embeds", "negative_prompt_embeds"]
 )
 
 TEXT_GUIDED_IMAGE_INPAINTING_BATCH_PARAMS = frozenset(["prompt", "image", "mask_image", "negative_prompt"])
 
-IMAGE_INPAINTING_PARAMS = frozenset(
-    [
-        # image variation with an image mask
-        "image",
-        "mask_image",
-        "height",
-        "width",
-        "guidance_scale",
-    ]
-)
+# image variation with an image mask
+IMAGE_INPAINTING_PARAMS = frozenset(["image", "mask_image", "height", "width", "guidance_scale"])
 
 IMAGE_INPAINTING_BATCH_PARAMS = frozenset(["image", "mask_image"])
 
 IMAGE_GUIDED_IMAGE_INPAINTING_PARAMS = frozenset(
-    [
-        "example_image",
-        "image",
-        "mask_image",
-        "height",
-        "width",
-        "guidance_scale",
-    ]
+    ["example_image", "image", "mask_image", "height", "width", "guidance_scale"]
 )
 
 IMAGE_GUIDED_IMAGE_INPAINTING_BATCH_PARAMS = frozenset(["example_image", "image", "mask_image"])
@@ -319,15 +282,7 @@ UNCONDITIONAL_AUDIO_GENERATION_PARAMS = frozenset(["batch_size"])
 UNCONDITIONAL_AUDIO_GENERATION_BATCH_PARAMS = frozenset([])
 
 TEXT_TO_AUDIO_PARAMS = frozenset(
-    [
-        "prompt",
-        "audio_length_in_s",
-        "guidance_scale",
-        "negative_prompt",
-        "prompt_embeds",
-        "negative_prompt_embeds",
-        "cross_attention_kwargs",
-    ]
+    ["prompt", "audio_length_in_s", "guidance_scale", "negative_prompt", "prompt_embeds", "negative_prompt_embeds", "cross_attention_kwargs"]
 )
 
 TEXT_TO_AUDIO_BATCH_PARAMS = frozenset(["prompt", "negative_prompt"])
@@ -351,6 +306,186 @@ def to_np(tensor):
 def check_same_shape(tensor_list):
     shapes = [tensor.shape for tensor in tensor_list]
     return all(shape == shapes[0] for shape in shapes[1:])
+
+
+# ---- ported: the blocks the source repeats from test to test, written once
+def assert_all_present(test, required, parameters, what):
+    """Check that every name in `required` is in `parameters`; the message names the missing ones as `what`."""
+    remaining_required_parameters = set()
+
+    for param in required:
+        if param not in parameters:
+            remaining_required_parameters.add(param)
+
+    test.assertTrue(
+        len(remaining_required_parameters) == 0,
+        f"{what} not present: {remaining_required_parameters}",
+    )
+
+
+def set_default_attn_processors(pipe):
+    """Give each component of `pipe` that has attention its default processors; returns `pipe`."""
+    for component in pipe.components.values():
+        if hasattr(component, "set_default_attn_processor"):
+            component.set_default_attn_processor()
+    return pipe
+
+
+def dummy_pipe(test, components=None, device=torch_device, default_attn=True):
+    """The test's pipeline from `components` (its dummy ones if None), on `device` (None: where it is), progress bar on."""
+    pipe = test.pipeline_class(**(test.get_dummy_components() if components is None else components))
+    if default_attn:
+        set_default_attn_processors(pipe)
+    if device is not None:
+        pipe.to(device)
+    pipe.set_progress_bar_config(disable=None)
+    return pipe
+
+
+def reloaded(test, pipe, default_attn=True, save_kwargs=None, **load_kwargs):
+    """`pipe` saved and loaded back by `from_pretrained(**load_kwargs)`, on `torch_device`, progress bar on."""
+    with tempfile.TemporaryDirectory() as tmpdir:
+        pipe.save_pretrained(tmpdir, **(save_kwargs or {}))
+        pipe_loaded = test.pipeline_class.from_pretrained(tmpdir, **load_kwargs)
+        if default_attn:
+            set_default_attn_processors(pipe_loaded)
+        pipe_loaded.to(torch_device)
+        pipe_loaded.set_progress_bar_config(disable=None)
+    return pipe_loaded
+
+
+def assert_optional_components_none(test, pipe, pipe_loaded):
+    """Check that every optional component of `pipe` is still None in `pipe_loaded`."""
+    for optional_component in pipe._optional_components:
+        test.assertTrue(
+            getattr(pipe_loaded, optional_component) is None,
+            f"`{optional_component}` did not stay set to None after loading.",
+        )
+
+
+def assert_max_diff(test, output, expected, expected_max_diff, msg=None):
+    """Check that `output` and `expected` differ by less than `expected_max_diff` everywhere."""
+    max_diff = np.abs(to_np(output) - to_np(expected)).max()
+    test.assertLess(max_diff, expected_max_diff, msg)
+
+
+def batched_inputs_of(test, inputs, batch_size, batch_generator=True):
+    """`inputs` as a batch of `batch_size`: prompts of unequal lengths (the last one very long), other batch params repeated."""
+    batched_input = {}
+    batched_input.update(inputs)
+
+    for name in test.batch_params:
+        if name not in inputs:
+            continue
+
+        value = inputs[name]
+        if name == "prompt":
+            len_prompt = len(value)
+            # make unequal batch sizes
+            batched_input[name] = [value[: len_prompt // i] for i in range(1, batch_size + 1)]
+
+            # make last batch super long
+            batched_input[name][-1] = 100 * "very long"
+
+        else:
+            batched_input[name] = batch_size * [value]
+
+    if batch_generator and "generator" in inputs:
+        batched_input["generator"] = [test.get_generator(i) for i in range(batch_size)]
+
+    if "batch_size" in inputs:
+        batched_input["batch_size"] = batch_size
+
+    return batched_input
+
+
+def original_pipe_from(test, components):
+    """The original pipeline (SD/SDXL) from the `components` it takes, default attention, progress bar on; and those it does not take."""
+    original_expected_modules, _ = test.original_pipeline_class._get_signature_keys(test.original_pipeline_class)
+    # pipeline components that are also expected to be in the original pipeline
+    original_pipe_components = {}
+    # additional components that are not in the pipeline, but expected in the original pipeline
+    original_pipe_additional_components = {}
+    # additional components that are in the pipeline, but not expected in the original pipeline
+    current_pipe_additional_components = {}
+
+    for name, component in components.items():
+        if name in original_expected_modules:
+            original_pipe_components[name] = component
+        else:
+            current_pipe_additional_components[name] = component
+    for name in original_expected_modules:
+        if name not in original_pipe_components:
+            if name in test.original_pipeline_class._optional_components:
+                original_pipe_additional_components[name] = None
+            else:
+                raise ValueError(f"missing required module for {test.original_pipeline_class.__class__}: {name}")
+
+    pipe_original = test.original_pipeline_class(**original_pipe_components, **original_pipe_additional_components)
+    set_default_attn_processors(pipe_original)
+    pipe_original.set_progress_bar_config(disable=None)
+    return pipe_original, current_pipe_additional_components
+
+
+def assert_from_pipe_matches(test, output, pipe_from_original, expected_max_diff):
+    """Check that `pipe_from_original` (made by `from_pipe`) gives the `output` of the pipeline made by `__init__`."""
+    pipe_from_original.set_progress_bar_config(disable=None)
+    inputs = test.get_dummy_inputs_pipe(torch_device)
+    output_from_original = pipe_from_original(**inputs)[0]
+
+    assert_max_diff(
+        test,
+        output,
+        output_from_original,
+        expected_max_diff,
+        "The outputs of the pipelines created with `from_pipe` and `__init__` are different.",
+    )
+
+
+def assert_offloaded(test, pipe, sequential):
+    """Check that `pipe`'s offloaded modules sit on the meta device (`sequential`) or the CPU, with the right accelerate hooks."""
+    import accelerate
+
+    # make sure all `torch.nn.Module` components (except those in `self._exclude_from_cpu_offload`) are offloaded correctly
+    offloaded_modules = {
+        k: v
+        for k, v in pipe.components.items()
+        if isinstance(v, torch.nn.Module) and k not in pipe._exclude_from_cpu_offload
+    }
+    # 1. sequential offload: all offloaded modules are moved to meta device; model offload: they are saved to cpu
+    device = "meta" if sequential else "cpu"
+    test.assertTrue(
+        all(v.device.type == device for v in offloaded_modules.values()),
+        f"Not offloaded: {[k for k, v in offloaded_modules.items() if v.device.type != device]}",
+    )
+    # 2. all offloaded modules should have hook installed
+    test.assertTrue(
+        all(hasattr(v, "_hf_hook") for k, v in offloaded_modules.items()),
+        f"No hook attached: {[k for k, v in offloaded_modules.items() if not hasattr(v, '_hf_hook')]}",
+    )
+    # 3. all offloaded modules should have correct hooks installed: model offload, a `CpuOffload`; sequential offload,
+    #    either one of these two
+    #    - `AlignDevicesHook`
+    #    - a SequentialHook` that contains `AlignDevicesHook`
+    offloaded_modules_with_incorrect_hooks = {}
+    for k, v in offloaded_modules.items():
+        if not hasattr(v, "_hf_hook"):
+            continue
+        if not sequential:
+            if not isinstance(v._hf_hook, accelerate.hooks.CpuOffload):
+                offloaded_modules_with_incorrect_hooks[k] = type(v._hf_hook)
+        elif isinstance(v._hf_hook, accelerate.hooks.SequentialHook):
+            # if it is a `SequentialHook`, we loop through its `hooks` attribute to check if it only contains `AlignDevicesHook`
+            for hook in v._hf_hook.hooks:
+                if not isinstance(hook, accelerate.hooks.AlignDevicesHook):
+                    offloaded_modules_with_incorrect_hooks[k] = type(v._hf_hook.hooks[0])
+        elif not isinstance(v._hf_hook, accelerate.hooks.AlignDevicesHook):
+            offloaded_modules_with_incorrect_hooks[k] = type(v._hf_hook)
+
+    test.assertTrue(
+        len(offloaded_modules_with_incorrect_hooks) == 0,
+        f"Not installed correct hook: {offloaded_modules_with_incorrect_hooks}",
+    )
 
 
 
@@ -417,10 +552,7 @@ class PipelineLatentTesterMixin:
         self._test_pt_np_pil_outputs_equivalent(expected_max_diff=expected_max_diff)
 
     def _test_pt_np_pil_outputs_equivalent(self, expected_max_diff=1e-4, input_image_type="pt"):
-        components = self.get_dummy_components()
-        pipe = self.pipeline_class(**components)
-        pipe = pipe.to(torch_device)
-        pipe.set_progress_bar_config(disable=None)
+        pipe = dummy_pipe(self, default_attn=False)
 
         output_pt = pipe(
             **self.get_dummy_inputs_by_type(torch_device, input_image_type=input_image_type, output_type="pt")
@@ -444,29 +576,25 @@ class PipelineLatentTesterMixin:
         if len(self.image_params) == 0:
             return
 
-        components = self.get_dummy_components()
-        pipe = self.pipeline_class(**components)
-        pipe = pipe.to(torch_device)
-        pipe.set_progress_bar_config(disable=None)
+        pipe = dummy_pipe(self, default_attn=False)
 
         out_input_pt = pipe(**self.get_dummy_inputs_by_type(torch_device, input_image_type="pt"))[0]
         out_input_np = pipe(**self.get_dummy_inputs_by_type(torch_device, input_image_type="np"))[0]
         out_input_pil = pipe(**self.get_dummy_inputs_by_type(torch_device, input_image_type="pil"))[0]
 
-        max_diff = np.abs(out_input_pt - out_input_np).max()
-        self.assertLess(max_diff, 1e-4, "`input_type=='pt'` generate different result from `input_type=='np'`")
-        max_diff = np.abs(out_input_pil - out_input_np).max()
-        self.assertLess(max_diff, 1e-2, "`input_type=='pt'` generate different result from `input_type=='np'`")
+        assert_max_diff(self, out_input_pt, out_input_np, 1e-4,
+                        "`input_type=='pt'` generate different result from `input_type=='np'`")
+        assert_max_diff(self, out_input_pil, out_input_np, 1e-2,
+                        "`input_type=='pt'` generate different result from `input_type=='np'`")
 
     def test_latents_input(self):
         if len(self.image_latents_params) == 0:
             return
 
         components = self.get_dummy_components()
-        pipe = self.pipeline_class(**components)
+        pipe = dummy_pipe(self, components, device=None, default_attn=False)
         pipe.image_processor = VaeImageProcessor(do_resize=False, do_normalize=False)
         pipe = pipe.to(torch_device)
-        pipe.set_progress_bar_config(disable=None)
 
         out = pipe(**self.get_dummy_inputs_by_type(torch_device, input_image_type="pt"))[0]
 
@@ -480,14 +608,12 @@ class PipelineLatentTesterMixin:
                 )
         out_latents_inputs = pipe(**inputs)[0]
 
-        max_diff = np.abs(out - out_latents_inputs).max()
-        self.assertLess(max_diff, 1e-4, "passing latents as image input generate different result from passing image")
+        assert_max_diff(self, out, out_latents_inputs, 1e-4,
+                        "passing latents as image input generate different result from passing image")
 
     def test_multi_vae(self):
         components = self.get_dummy_components()
-        pipe = self.pipeline_class(**components)
-        pipe = pipe.to(torch_device)
-        pipe.set_progress_bar_config(disable=None)
+        pipe = dummy_pipe(self, components, default_attn=False)
 
         block_out_channels = pipe.vae.config.block_out_channels
         norm_num_groups = pipe.vae.config.norm_num_groups
@@ -580,63 +706,24 @@ class PipelineFromPipeTesterMixin:
 
     def test_from_pipe_consistent_forward_pass(self, expected_max_diff=1e-3):
         components = self.get_dummy_components()
-        original_expected_modules, _ = self.original_pipeline_class._get_signature_keys(self.original_pipeline_class)
-
-        # pipeline components that are also expected to be in the original pipeline
-        original_pipe_components = {}
-        # additional components that are not in the pipeline, but expected in the original pipeline
-        original_pipe_additional_components = {}
-        # additional components that are in the pipeline, but not expected in the original pipeline
-        current_pipe_additional_components = {}
-
-        for name, component in components.items():
-            if name in original_expected_modules:
-                original_pipe_components[name] = component
-            else:
-                current_pipe_additional_components[name] = component
-        for name in original_expected_modules:
-            if name not in original_pipe_components:
-                if name in self.original_pipeline_class._optional_components:
-                    original_pipe_additional_components[name] = None
-                else:
-                    raise ValueError(f"missing required module for {self.original_pipeline_class.__class__}: {name}")
-
-        pipe_original = self.original_pipeline_class(**original_pipe_components, **original_pipe_additional_components)
-        for component in pipe_original.components.values():
-            if hasattr(component, "set_default_attn_processor"):
-                component.set_default_attn_processor()
+        pipe_original, current_pipe_additional_components = original_pipe_from(self, components)
         pipe_original.to(torch_device)
-        pipe_original.set_progress_bar_config(disable=None)
         inputs = self.get_dummy_inputs_for_pipe_original(torch_device)
         output_original = pipe_original(**inputs)[0]
 
-        pipe = self.pipeline_class(**components)
-        for component in pipe.components.values():
-            if hasattr(component, "set_default_attn_processor"):
-                component.set_default_attn_processor()
-        pipe.to(torch_device)
-        pipe.set_progress_bar_config(disable=None)
+        pipe = dummy_pipe(self, components)
         inputs = self.get_dummy_inputs_pipe(torch_device)
         output = pipe(**inputs)[0]
 
         pipe_from_original = self.pipeline_class.from_pipe(pipe_original, **current_pipe_additional_components)
         pipe_from_original.to(torch_device)
-        pipe_from_original.set_progress_bar_config(disable=None)
-        inputs = self.get_dummy_inputs_pipe(torch_device)
-        output_from_original = pipe_from_original(**inputs)[0]
-
-        max_diff = np.abs(to_np(output) - to_np(output_from_original)).max()
-        self.assertLess(
-            max_diff,
-            expected_max_diff,
-            "The outputs of the pipelines created with `from_pipe` and `__init__` are different.",
-        )
+        assert_from_pipe_matches(self, output, pipe_from_original, expected_max_diff)
 
         inputs = self.get_dummy_inputs_for_pipe_original(torch_device)
         output_original_2 = pipe_original(**inputs)[0]
 
-        max_diff = np.abs(to_np(output_original) - to_np(output_original_2)).max()
-        self.assertLess(max_diff, expected_max_diff, "`from_pipe` should not change the output of original pipeline.")
+        assert_max_diff(self, output_original, output_original_2, expected_max_diff,
+                        "`from_pipe` should not change the output of original pipeline.")
 
         for component in pipe_original.components.values():
             if hasattr(component, "attn_processors"):
@@ -644,62 +731,21 @@ class PipelineFromPipeTesterMixin:
                     type(proc) == AttnProcessor for proc in component.attn_processors.values()
                 ), "`from_pipe` changed the attention processor in original pipeline."
 
-    @unittest.skipIf(
-        torch_device != "cuda" or not is_accelerate_available() or is_accelerate_version("<", "0.14.0"),
-        reason="CPU offload is only available with CUDA and `accelerate v0.14.0` or higher",
-    )
+    @require_offload("0.14.0")
     def test_from_pipe_consistent_forward_pass_cpu_offload(self, expected_max_diff=1e-3):
         components = self.get_dummy_components()
-        pipe = self.pipeline_class(**components)
-        for component in pipe.components.values():
-            if hasattr(component, "set_default_attn_processor"):
-                component.set_default_attn_processor()
+        pipe = dummy_pipe(self, components, device=None)
         pipe.enable_model_cpu_offload()
-        pipe.set_progress_bar_config(disable=None)
         inputs = self.get_dummy_inputs_pipe(torch_device)
         output = pipe(**inputs)[0]
 
-        original_expected_modules, _ = self.original_pipeline_class._get_signature_keys(self.original_pipeline_class)
-        # pipeline components that are also expected to be in the original pipeline
-        original_pipe_components = {}
-        # additional components that are not in the pipeline, but expected in the original pipeline
-        original_pipe_additional_components = {}
-        # additional components that are in the pipeline, but not expected in the original pipeline
-        current_pipe_additional_components = {}
-        for name, component in components.items():
-            if name in original_expected_modules:
-                original_pipe_components[name] = component
-            else:
-                current_pipe_additional_components[name] = component
-        for name in original_expected_modules:
-            if name not in original_pipe_components:
-                if name in self.original_pipeline_class._optional_components:
-                    original_pipe_additional_components[name] = None
-                else:
-                    raise ValueError(f"missing required module for {self.original_pipeline_class.__class__}: {name}")
-
-        pipe_original = self.original_pipeline_class(**original_pipe_components, **original_pipe_additional_components)
-        for component in pipe_original.components.values():
-            if hasattr(component, "set_default_attn_processor"):
-                component.set_default_attn_processor()
-        pipe_original.set_progress_bar_config(disable=None)
+        pipe_original, current_pipe_additional_components = original_pipe_from(self, components)
 
         pipe_from_original = self.pipeline_class.from_pipe(pipe_original, **current_pipe_additional_components)
-        for component in pipe_from_original.components.values():
-            if hasattr(component, "set_default_attn_processor"):
-                component.set_default_attn_processor()
+        set_default_attn_processors(pipe_from_original)
 
         pipe_from_original.enable_model_cpu_offload()
-        pipe_from_original.set_progress_bar_config(disable=None)
-        inputs = self.get_dummy_inputs_pipe(torch_device)
-        output_from_original = pipe_from_original(**inputs)[0]
-
-        max_diff = np.abs(to_np(output) - to_np(output_from_original)).max()
-        self.assertLess(
-            max_diff,
-            expected_max_diff,
-            "The outputs of the pipelines created with `from_pipe` and `__init__` are different.",
-        )
+        assert_from_pipe_matches(self, output, pipe_from_original, expected_max_diff)
 
 
 class PipelineTesterMixin:
@@ -808,14 +854,7 @@ class PipelineTesterMixin:
         torch.cuda.empty_cache()
 
     def test_save_load_local(self, expected_max_difference=5e-4):
-        components = self.get_dummy_components()
-        pipe = self.pipeline_class(**components)
-        for component in pipe.components.values():
-            if hasattr(component, "set_default_attn_processor"):
-                component.set_default_attn_processor()
-
-        pipe.to(torch_device)
-        pipe.set_progress_bar_config(disable=None)
+        pipe = dummy_pipe(self)
 
         inputs = self.get_dummy_inputs(torch_device)
         output = pipe(**inputs)[0]
@@ -829,9 +868,7 @@ class PipelineTesterMixin:
             with CaptureLogger(logger) as cap_logger:
                 pipe_loaded = self.pipeline_class.from_pretrained(tmpdir)
 
-            for component in pipe_loaded.components.values():
-                if hasattr(component, "set_default_attn_processor"):
-                    component.set_default_attn_processor()
+            set_default_attn_processors(pipe_loaded)
 
             for name in pipe_loaded.components.keys():
                 if name not in pipe_loaded._optional_components:
@@ -843,8 +880,7 @@ class PipelineTesterMixin:
         inputs = self.get_dummy_inputs(torch_device)
         output_loaded = pipe_loaded(**inputs)[0]
 
-        max_diff = np.abs(to_np(output) - to_np(output_loaded)).max()
-        self.assertLess(max_diff, expected_max_difference)
+        assert_max_diff(self, output, output_loaded, expected_max_difference)
 
     def test_pipeline_call_signature(self):
         self.assertTrue(
@@ -863,27 +899,8 @@ class PipelineTesterMixin:
         parameters.remove("self")
         parameters.discard("kwargs")  # kwargs can be added if arguments of pipeline call function are deprecated
 
-        remaining_required_parameters = set()
-
-        for param in self.params:
-            if param not in parameters:
-                remaining_required_parameters.add(param)
-
-        self.assertTrue(
-            len(remaining_required_parameters) == 0,
-            f"Required parameters not present: {remaining_required_parameters}",
-        )
-
-        remaining_required_optional_parameters = set()
-
-        for param in self.required_optional_params:
-            if param not in optional_parameters:
-                remaining_required_optional_parameters.add(param)
-
-        self.assertTrue(
-            len(remaining_required_optional_parameters) == 0,
-            f"Required optional parameters not present: {remaining_required_optional_parameters}",
-        )
+        assert_all_present(self, self.params, parameters, "Required parameters")
+        assert_all_present(self, self.required_optional_params, optional_parameters, "Required optional parameters")
 
     def test_inference_batch_consistent(self, batch_sizes=[2]):
         self._test_inference_batch_consistent(batch_sizes=batch_sizes)
@@ -891,10 +908,7 @@ class PipelineTesterMixin:
     def _test_inference_batch_consistent(
         self, batch_sizes=[2], additional_params_copy_to_batched_inputs=["num_inference_steps"], batch_generator=True
     ):
-        components = self.get_dummy_components()
-        pipe = self.pipeline_class(**components)
-        pipe.to(torch_device)
-        pipe.set_progress_bar_config(disable=None)
+        pipe = dummy_pipe(self, default_attn=False)
 
         inputs = self.get_dummy_inputs(torch_device)
         inputs["generator"] = self.get_generator(0)
@@ -903,34 +917,7 @@ class PipelineTesterMixin:
         logger.setLevel(level=diffusers.logging.FATAL)
 
         # prepare batched inputs
-        batched_inputs = []
-        for batch_size in batch_sizes:
-            batched_input = {}
-            batched_input.update(inputs)
-
-            for name in self.batch_params:
-                if name not in inputs:
-                    continue
-
-                value = inputs[name]
-                if name == "prompt":
-                    len_prompt = len(value)
-                    # make unequal batch sizes
-                    batched_input[name] = [value[: len_prompt // i] for i in range(1, batch_size + 1)]
-
-                    # make last batch super long
-                    batched_input[name][-1] = 100 * "very long"
-
-                else:
-                    batched_input[name] = batch_size * [value]
-
-            if batch_generator and "generator" in inputs:
-                batched_input["generator"] = [self.get_generator(i) for i in range(batch_size)]
-
-            if "batch_size" in inputs:
-                batched_input["batch_size"] = batch_size
-
-            batched_inputs.append(batched_input)
+        batched_inputs = [batched_inputs_of(self, inputs, batch_size, batch_generator) for batch_size in batch_sizes]
 
         logger.setLevel(level=diffusers.logging.WARNING)
         for batch_size, batched_input in zip(batch_sizes, batched_inputs):
@@ -946,14 +933,7 @@ class PipelineTesterMixin:
         expected_max_diff=1e-4,
         additional_params_copy_to_batched_inputs=["num_inference_steps"],
     ):
-        components = self.get_dummy_components()
-        pipe = self.pipeline_class(**components)
-        for components in pipe.components.values():
-            if hasattr(components, "set_default_attn_processor"):
-                components.set_default_attn_processor()
-
-        pipe.to(torch_device)
-        pipe.set_progress_bar_config(disable=None)
+        pipe = dummy_pipe(self)
         inputs = self.get_dummy_inputs(torch_device)
         # Reset generator in case it is has been used in self.get_dummy_inputs
         inputs["generator"] = self.get_generator(0)
@@ -962,27 +942,7 @@ class PipelineTesterMixin:
         logger.setLevel(level=diffusers.logging.FATAL)
 
         # batchify inputs
-        batched_inputs = {}
-        batched_inputs.update(inputs)
-
-        for name in self.batch_params:
-            if name not in inputs:
-                continue
-
-            value = inputs[name]
-            if name == "prompt":
-                len_prompt = len(value)
-                batched_inputs[name] = [value[: len_prompt // i] for i in range(1, batch_size + 1)]
-                batched_inputs[name][-1] = 100 * "very long"
-
-            else:
-                batched_inputs[name] = batch_size * [value]
-
-        if "generator" in inputs:
-            batched_inputs["generator"] = [self.get_generator(i) for i in range(batch_size)]
-
-        if "batch_size" in inputs:
-            batched_inputs["batch_size"] = batch_size
+        batched_inputs = batched_inputs_of(self, inputs, batch_size)
 
         for arg in additional_params_copy_to_batched_inputs:
             batched_inputs[arg] = inputs[arg]
@@ -996,14 +956,7 @@ class PipelineTesterMixin:
         assert max_diff < expected_max_diff
 
     def test_dict_tuple_outputs_equivalent(self, expected_slice=None, expected_max_difference=1e-4):
-        components = self.get_dummy_components()
-        pipe = self.pipeline_class(**components)
-        for component in pipe.components.values():
-            if hasattr(component, "set_default_attn_processor"):
-                component.set_default_attn_processor()
-
-        pipe.to(torch_device)
-        pipe.set_progress_bar_config(disable=None)
+        pipe = dummy_pipe(self)
 
         generator_device = "cpu"
         if expected_slice is None:
@@ -1034,23 +987,10 @@ class PipelineTesterMixin:
 
     @unittest.skipIf(torch_device != "cuda", reason="float16 requires CUDA")
     def test_float16_inference(self, expected_max_diff=5e-2):
-        components = self.get_dummy_components()
-        pipe = self.pipeline_class(**components)
-        for component in pipe.components.values():
-            if hasattr(component, "set_default_attn_processor"):
-                component.set_default_attn_processor()
+        pipe = dummy_pipe(self)
 
-        pipe.to(torch_device)
-        pipe.set_progress_bar_config(disable=None)
-
-        components = self.get_dummy_components()
-        pipe_fp16 = self.pipeline_class(**components)
-        for component in pipe_fp16.components.values():
-            if hasattr(component, "set_default_attn_processor"):
-                component.set_default_attn_processor()
-
+        pipe_fp16 = dummy_pipe(self, device=None)
         pipe_fp16.to(torch_device, torch.float16)
-        pipe_fp16.set_progress_bar_config(disable=None)
 
         inputs = self.get_dummy_inputs(torch_device)
         # Reset generator in case it is used inside dummy inputs
@@ -1066,8 +1006,8 @@ class PipelineTesterMixin:
 
         output_fp16 = pipe_fp16(**fp16_inputs)[0]
 
-        max_diff = np.abs(to_np(output) - to_np(output_fp16)).max()
-        self.assertLess(max_diff, expected_max_diff, "The outputs of the fp16 and fp32 pipelines are too different.")
+        assert_max_diff(self, output, output_fp16, expected_max_diff,
+                        "The outputs of the fp16 and fp32 pipelines are too different.")
 
     @unittest.skipIf(torch_device != "cuda", reason="float16 requires CUDA")
     def test_save_load_float16(self, expected_max_diff=1e-2):
@@ -1076,24 +1016,12 @@ class PipelineTesterMixin:
             if hasattr(module, "half"):
                 components[name] = module.to(torch_device).half()
 
-        pipe = self.pipeline_class(**components)
-        for component in pipe.components.values():
-            if hasattr(component, "set_default_attn_processor"):
-                component.set_default_attn_processor()
-        pipe.to(torch_device)
-        pipe.set_progress_bar_config(disable=None)
+        pipe = dummy_pipe(self, components)
 
         inputs = self.get_dummy_inputs(torch_device)
         output = pipe(**inputs)[0]
 
-        with tempfile.TemporaryDirectory() as tmpdir:
-            pipe.save_pretrained(tmpdir)
-            pipe_loaded = self.pipeline_class.from_pretrained(tmpdir, torch_dtype=torch.float16)
-            for component in pipe_loaded.components.values():
-                if hasattr(component, "set_default_attn_processor"):
-                    component.set_default_attn_processor()
-            pipe_loaded.to(torch_device)
-            pipe_loaded.set_progress_bar_config(disable=None)
+        pipe_loaded = reloaded(self, pipe, torch_dtype=torch.float16)
 
         for name, component in pipe_loaded.components.items():
             if hasattr(component, "dtype"):
@@ -1104,22 +1032,14 @@ class PipelineTesterMixin:
 
         inputs = self.get_dummy_inputs(torch_device)
         output_loaded = pipe_loaded(**inputs)[0]
-        max_diff = np.abs(to_np(output) - to_np(output_loaded)).max()
-        self.assertLess(
-            max_diff, expected_max_diff, "The output of the fp16 pipeline changed after saving and loading."
-        )
+        assert_max_diff(self, output, output_loaded, expected_max_diff,
+                        "The output of the fp16 pipeline changed after saving and loading.")
 
     def test_save_load_optional_components(self, expected_max_difference=1e-4):
         if not hasattr(self.pipeline_class, "_optional_components"):
             return
 
-        components = self.get_dummy_components()
-        pipe = self.pipeline_class(**components)
-        for component in pipe.components.values():
-            if hasattr(component, "set_default_attn_processor"):
-                component.set_default_attn_processor()
-        pipe.to(torch_device)
-        pipe.set_progress_bar_config(disable=None)
+        pipe = dummy_pipe(self)
 
         # set all optional components to None
         for optional_component in pipe._optional_components:
@@ -1129,26 +1049,14 @@ class PipelineTesterMixin:
         inputs = self.get_dummy_inputs(generator_device)
         output = pipe(**inputs)[0]
 
-        with tempfile.TemporaryDirectory() as tmpdir:
-            pipe.save_pretrained(tmpdir, safe_serialization=False)
-            pipe_loaded = self.pipeline_class.from_pretrained(tmpdir)
-            for component in pipe_loaded.components.values():
-                if hasattr(component, "set_default_attn_processor"):
-                    component.set_default_attn_processor()
-            pipe_loaded.to(torch_device)
-            pipe_loaded.set_progress_bar_config(disable=None)
+        pipe_loaded = reloaded(self, pipe, save_kwargs={"safe_serialization": False})
 
-        for optional_component in pipe._optional_components:
-            self.assertTrue(
-                getattr(pipe_loaded, optional_component) is None,
-                f"`{optional_component}` did not stay set to None after loading.",
-            )
+        assert_optional_components_none(self, pipe, pipe_loaded)
 
         inputs = self.get_dummy_inputs(generator_device)
         output_loaded = pipe_loaded(**inputs)[0]
 
-        max_diff = np.abs(to_np(output) - to_np(output_loaded)).max()
-        self.assertLess(max_diff, expected_max_difference)
+        assert_max_diff(self, output, output_loaded, expected_max_difference)
 
     @unittest.skipIf(torch_device != "cuda", reason="CUDA and CPU are required to switch devices")
     def test_to_device(self):
@@ -1191,13 +1099,7 @@ class PipelineTesterMixin:
         if not self.test_attention_slicing:
             return
 
-        components = self.get_dummy_components()
-        pipe = self.pipeline_class(**components)
-        for component in pipe.components.values():
-            if hasattr(component, "set_default_attn_processor"):
-                component.set_default_attn_processor()
-        pipe.to(torch_device)
-        pipe.set_progress_bar_config(disable=None)
+        pipe = dummy_pipe(self)
 
         generator_device = "cpu"
         inputs = self.get_dummy_inputs(generator_device)
@@ -1224,247 +1126,57 @@ class PipelineTesterMixin:
             assert_mean_pixel_difference(to_np(output_with_slicing1[0]), to_np(output_without_slicing[0]))
             assert_mean_pixel_difference(to_np(output_with_slicing2[0]), to_np(output_without_slicing[0]))
 
-    @unittest.skipIf(
-        torch_device != "cuda" or not is_accelerate_available() or is_accelerate_version("<", "0.14.0"),
-        reason="CPU offload is only available with CUDA and `accelerate v0.14.0` or higher",
-    )
+    def _offload_forward_pass(self, enable_offload, expected_max_diff, sequential):
+        """ported: the source's two offload forward-pass tests, which differ only in the offload (`enable_offload`, a method name)."""
+        generator_device = "cpu"
+        pipe = dummy_pipe(self)
+
+        inputs = self.get_dummy_inputs(generator_device)
+        output_without_offload = pipe(**inputs)[0]
+
+        getattr(pipe, enable_offload)()
+        assert pipe._execution_device.type == "cuda"
+
+        inputs = self.get_dummy_inputs(generator_device)
+        output_with_offload = pipe(**inputs)[0]
+
+        assert_max_diff(self, output_with_offload, output_without_offload, expected_max_diff,
+                        "CPU offloading should not affect the inference results")
+        assert_offloaded(self, pipe, sequential=sequential)
+
+    def _offload_forward_pass_twice(self, enable_offload, expected_max_diff, msg, sequential):
+        """ported: the source's two run-offload-twice tests, which differ only in the offload (`enable_offload`, a method name)."""
+        generator_device = "cpu"
+        pipe = dummy_pipe(self, device=None)
+
+        getattr(pipe, enable_offload)()
+        inputs = self.get_dummy_inputs(generator_device)
+        output_with_offload = pipe(**inputs)[0]
+
+        getattr(pipe, enable_offload)()
+        inputs = self.get_dummy_inputs(generator_device)
+        output_with_offload_twice = pipe(**inputs)[0]
+
+        assert_max_diff(self, output_with_offload, output_with_offload_twice, expected_max_diff, msg)
+        assert_offloaded(self, pipe, sequential=sequential)
+
+    @require_offload("0.14.0")
     def test_sequential_cpu_offload_forward_pass(self, expected_max_diff=1e-4):
-        import accelerate
+        self._offload_forward_pass("enable_sequential_cpu_offload", expected_max_diff, sequential=True)
 
-        components = self.get_dummy_components()
-        pipe = self.pipeline_class(**components)
-        for component in pipe.components.values():
-            if hasattr(component, "set_default_attn_processor"):
-                component.set_default_attn_processor()
-        pipe.to(torch_device)
-        pipe.set_progress_bar_config(disable=None)
-
-        generator_device = "cpu"
-        inputs = self.get_dummy_inputs(generator_device)
-        output_without_offload = pipe(**inputs)[0]
-
-        pipe.enable_sequential_cpu_offload()
-        assert pipe._execution_device.type == "cuda"
-
-        inputs = self.get_dummy_inputs(generator_device)
-        output_with_offload = pipe(**inputs)[0]
-
-        max_diff = np.abs(to_np(output_with_offload) - to_np(output_without_offload)).max()
-        self.assertLess(max_diff, expected_max_diff, "CPU offloading should not affect the inference results")
-
-        # make sure all `torch.nn.Module` components (except those in `self._exclude_from_cpu_offload`) are offloaded correctly
-        offloaded_modules = {
-            k: v
-            for k, v in pipe.components.items()
-            if isinstance(v, torch.nn.Module) and k not in pipe._exclude_from_cpu_offload
-        }
-        # 1. all offloaded modules should be saved to cpu and moved to meta device
-        self.assertTrue(
-            all(v.device.type == "meta" for v in offloaded_modules.values()),
-            f"Not offloaded: {[k for k, v in offloaded_modules.items() if v.device.type != 'meta']}",
-        )
-        # 2. all offloaded modules should have hook installed
-        self.assertTrue(
-            all(hasattr(v, "_hf_hook") for k, v in offloaded_modules.items()),
-            f"No hook attached: {[k for k, v in offloaded_modules.items() if not hasattr(v, '_hf_hook')]}",
-        )
-        # 3. all offloaded modules should have correct hooks installed, should be either one of these two
-        #    - `AlignDevicesHook`
-        #    - a SequentialHook` that contains `AlignDevicesHook`
-        offloaded_modules_with_incorrect_hooks = {}
-        for k, v in offloaded_modules.items():
-            if hasattr(v, "_hf_hook"):
-                if isinstance(v._hf_hook, accelerate.hooks.SequentialHook):
-                    # if it is a `SequentialHook`, we loop through its `hooks` attribute to check if it only contains `AlignDevicesHook`
-                    for hook in v._hf_hook.hooks:
-                        if not isinstance(hook, accelerate.hooks.AlignDevicesHook):
-                            offloaded_modules_with_incorrect_hooks[k] = type(v._hf_hook.hooks[0])
-                elif not isinstance(v._hf_hook, accelerate.hooks.AlignDevicesHook):
-                    offloaded_modules_with_incorrect_hooks[k] = type(v._hf_hook)
-
-        self.assertTrue(
-            len(offloaded_modules_with_incorrect_hooks) == 0,
-            f"Not installed correct hook: {offloaded_modules_with_incorrect_hooks}",
-        )
-
-    @unittest.skipIf(
-        torch_device != "cuda" or not is_accelerate_available() or is_accelerate_version("<", "0.17.0"),
-        reason="CPU offload is only available with CUDA and `accelerate v0.17.0` or higher",
-    )
+    @require_offload("0.17.0")
     def test_model_cpu_offload_forward_pass(self, expected_max_diff=2e-4):
-        import accelerate
+        self._offload_forward_pass("enable_model_cpu_offload", expected_max_diff, sequential=False)
 
-        generator_device = "cpu"
-        components = self.get_dummy_components()
-        pipe = self.pipeline_class(**components)
-
-        for component in pipe.components.values():
-            if hasattr(component, "set_default_attn_processor"):
-                component.set_default_attn_processor()
-
-        pipe = pipe.to(torch_device)
-        pipe.set_progress_bar_config(disable=None)
-
-        inputs = self.get_dummy_inputs(generator_device)
-        output_without_offload = pipe(**inputs)[0]
-
-        pipe.enable_model_cpu_offload()
-        assert pipe._execution_device.type == "cuda"
-
-        inputs = self.get_dummy_inputs(generator_device)
-        output_with_offload = pipe(**inputs)[0]
-
-        max_diff = np.abs(to_np(output_with_offload) - to_np(output_without_offload)).max()
-        self.assertLess(max_diff, expected_max_diff, "CPU offloading should not affect the inference results")
-
-        # make sure all `torch.nn.Module` components (except those in `self._exclude_from_cpu_offload`) are offloaded correctly
-        offloaded_modules = {
-            k: v
-            for k, v in pipe.components.items()
-            if isinstance(v, torch.nn.Module) and k not in pipe._exclude_from_cpu_offload
-        }
-        # 1. check if all offloaded modules are saved to cpu
-        self.assertTrue(
-            all(v.device.type == "cpu" for v in offloaded_modules.values()),
-            f"Not offloaded: {[k for k, v in offloaded_modules.items() if v.device.type != 'cpu']}",
-        )
-        # 2. check if all offloaded modules have hooks installed
-        self.assertTrue(
-            all(hasattr(v, "_hf_hook") for k, v in offloaded_modules.items()),
-            f"No hook attached: {[k for k, v in offloaded_modules.items() if not hasattr(v, '_hf_hook')]}",
-        )
-        # 3. check if all offloaded modules have correct type of hooks installed, should be `CpuOffload`
-        offloaded_modules_with_incorrect_hooks = {}
-        for k, v in offloaded_modules.items():
-            if hasattr(v, "_hf_hook") and not isinstance(v._hf_hook, accelerate.hooks.CpuOffload):
-                offloaded_modules_with_incorrect_hooks[k] = type(v._hf_hook)
-
-        self.assertTrue(
-            len(offloaded_modules_with_incorrect_hooks) == 0,
-            f"Not installed correct hook: {offloaded_modules_with_incorrect_hooks}",
-        )
-
-    @unittest.skipIf(
-        torch_device != "cuda" or not is_accelerate_available() or is_accelerate_version("<", "0.17.0"),
-        reason="CPU offload is only available with CUDA and `accelerate v0.17.0` or higher",
-    )
+    @require_offload("0.17.0")
     def test_cpu_offload_forward_pass_twice(self, expected_max_diff=2e-4):
-        import accelerate
+        msg = "running CPU offloading 2nd time should not affect the inference results"
+        self._offload_forward_pass_twice("enable_model_cpu_offload", expected_max_diff, msg, sequential=False)
 
-        generator_device = "cpu"
-        components = self.get_dummy_components()
-        pipe = self.pipeline_class(**components)
-
-        for component in pipe.components.values():
-            if hasattr(component, "set_default_attn_processor"):
-                component.set_default_attn_processor()
-
-        pipe.set_progress_bar_config(disable=None)
-
-        pipe.enable_model_cpu_offload()
-        inputs = self.get_dummy_inputs(generator_device)
-        output_with_offload = pipe(**inputs)[0]
-
-        pipe.enable_model_cpu_offload()
-        inputs = self.get_dummy_inputs(generator_device)
-        output_with_offload_twice = pipe(**inputs)[0]
-
-        max_diff = np.abs(to_np(output_with_offload) - to_np(output_with_offload_twice)).max()
-        self.assertLess(
-            max_diff, expected_max_diff, "running CPU offloading 2nd time should not affect the inference results"
-        )
-
-        # make sure all `torch.nn.Module` components (except those in `self._exclude_from_cpu_offload`) are offloaded correctly
-        offloaded_modules = {
-            k: v
-            for k, v in pipe.components.items()
-            if isinstance(v, torch.nn.Module) and k not in pipe._exclude_from_cpu_offload
-        }
-        # 1. check if all offloaded modules are saved to cpu
-        self.assertTrue(
-            all(v.device.type == "cpu" for v in offloaded_modules.values()),
-            f"Not offloaded: {[k for k, v in offloaded_modules.items() if v.device.type != 'cpu']}",
-        )
-        # 2. check if all offloaded modules have hooks installed
-        self.assertTrue(
-            all(hasattr(v, "_hf_hook") for k, v in offloaded_modules.items()),
-            f"No hook attached: {[k for k, v in offloaded_modules.items() if not hasattr(v, '_hf_hook')]}",
-        )
-        # 3. check if all offloaded modules have correct type of hooks installed, should be `CpuOffload`
-        offloaded_modules_with_incorrect_hooks = {}
-        for k, v in offloaded_modules.items():
-            if hasattr(v, "_hf_hook") and not isinstance(v._hf_hook, accelerate.hooks.CpuOffload):
-                offloaded_modules_with_incorrect_hooks[k] = type(v._hf_hook)
-
-        self.assertTrue(
-            len(offloaded_modules_with_incorrect_hooks) == 0,
-            f"Not installed correct hook: {offloaded_modules_with_incorrect_hooks}",
-        )
-
-    @unittest.skipIf(
-        torch_device != "cuda" or not is_accelerate_available() or is_accelerate_version("<", "0.14.0"),
-        reason="CPU offload is only available with CUDA and `accelerate v0.14.0` or higher",
-    )
+    @require_offload("0.14.0")
     def test_sequential_offload_forward_pass_twice(self, expected_max_diff=2e-4):
-        import accelerate
-
-        generator_device = "cpu"
-        components = self.get_dummy_components()
-        pipe = self.pipeline_class(**components)
-
-        for component in pipe.components.values():
-            if hasattr(component, "set_default_attn_processor"):
-                component.set_default_attn_processor()
-
-        pipe.set_progress_bar_config(disable=None)
-
-        pipe.enable_sequential_cpu_offload()
-        inputs = self.get_dummy_inputs(generator_device)
-        output_with_offload = pipe(**inputs)[0]
-
-        pipe.enable_sequential_cpu_offload()
-        inputs = self.get_dummy_inputs(generator_device)
-        output_with_offload_twice = pipe(**inputs)[0]
-
-        max_diff = np.abs(to_np(output_with_offload) - to_np(output_with_offload_twice)).max()
-        self.assertLess(
-            max_diff, expected_max_diff, "running sequential offloading second time should have the inference results"
-        )
-
-        # make sure all `torch.nn.Module` components (except those in `self._exclude_from_cpu_offload`) are offloaded correctly
-        offloaded_modules = {
-            k: v
-            for k, v in pipe.components.items()
-            if isinstance(v, torch.nn.Module) and k not in pipe._exclude_from_cpu_offload
-        }
-        # 1. check if all offloaded modules are moved to meta device
-        self.assertTrue(
-            all(v.device.type == "meta" for v in offloaded_modules.values()),
-            f"Not offloaded: {[k for k, v in offloaded_modules.items() if v.device.type != 'meta']}",
-        )
-        # 2. check if all offloaded modules have hook installed
-        self.assertTrue(
-            all(hasattr(v, "_hf_hook") for k, v in offloaded_modules.items()),
-            f"No hook attached: {[k for k, v in offloaded_modules.items() if not hasattr(v, '_hf_hook')]}",
-        )
-        # 3. check if all offloaded modules have correct hooks installed, should be either one of these two
-        #    - `AlignDevicesHook`
-        #    - a SequentialHook` that contains `AlignDevicesHook`
-        offloaded_modules_with_incorrect_hooks = {}
-        for k, v in offloaded_modules.items():
-            if hasattr(v, "_hf_hook"):
-                if isinstance(v._hf_hook, accelerate.hooks.SequentialHook):
-                    # if it is a `SequentialHook`, we loop through its `hooks` attribute to check if it only contains `AlignDevicesHook`
-                    for hook in v._hf_hook.hooks:
-                        if not isinstance(hook, accelerate.hooks.AlignDevicesHook):
-                            offloaded_modules_with_incorrect_hooks[k] = type(v._hf_hook.hooks[0])
-                elif not isinstance(v._hf_hook, accelerate.hooks.AlignDevicesHook):
-                    offloaded_modules_with_incorrect_hooks[k] = type(v._hf_hook)
-
-        self.assertTrue(
-            len(offloaded_modules_with_incorrect_hooks) == 0,
-            f"Not installed correct hook: {offloaded_modules_with_incorrect_hooks}",
-        )
+        msg = "running sequential offloading second time should have the inference results"
+        self._offload_forward_pass_twice("enable_sequential_cpu_offload", expected_max_diff, msg, sequential=True)
 
     @unittest.skipIf(
         torch_device != "cuda" or not is_xformers_available(),
@@ -1479,13 +1191,7 @@ class PipelineTesterMixin:
         if not self.test_xformers_attention:
             return
 
-        components = self.get_dummy_components()
-        pipe = self.pipeline_class(**components)
-        for component in pipe.components.values():
-            if hasattr(component, "set_default_attn_processor"):
-                component.set_default_attn_processor()
-        pipe.to(torch_device)
-        pipe.set_progress_bar_config(disable=None)
+        pipe = dummy_pipe(self)
 
         inputs = self.get_dummy_inputs(torch_device)
         output_without_offload = pipe(**inputs)[0]
@@ -1501,8 +1207,8 @@ class PipelineTesterMixin:
         )
 
         if test_max_difference:
-            max_diff = np.abs(to_np(output_with_offload) - to_np(output_without_offload)).max()
-            self.assertLess(max_diff, expected_max_diff, "XFormers attention should not affect the inference results")
+            assert_max_diff(self, output_with_offload, output_without_offload, expected_max_diff,
+                            "XFormers attention should not affect the inference results")
 
         if test_mean_pixel_difference:
             assert_mean_pixel_difference(output_with_offload[0], output_without_offload[0])
@@ -1535,10 +1241,7 @@ class PipelineTesterMixin:
         if "num_images_per_prompt" not in sig.parameters:
             return
 
-        components = self.get_dummy_components()
-        pipe = self.pipeline_class(**components)
-        pipe = pipe.to(torch_device)
-        pipe.set_progress_bar_config(disable=None)
+        pipe = dummy_pipe(self, default_attn=False)
 
         batch_sizes = [1, 2]
         num_images_per_prompts = [1, 2]
@@ -1561,10 +1264,7 @@ class PipelineTesterMixin:
         if "guidance_scale" not in sig.parameters:
             return
 
-        components = self.get_dummy_components()
-        pipe = self.pipeline_class(**components)
-        pipe = pipe.to(torch_device)
-        pipe.set_progress_bar_config(disable=None)
+        pipe = dummy_pipe(self, default_attn=False)
 
         inputs = self.get_dummy_inputs(torch_device)
 
@@ -1576,22 +1276,27 @@ class PipelineTesterMixin:
 
         assert out_cfg.shape == out_no_cfg.shape
 
-    def test_callback_inputs(self):
+    def _takes_step_end_callback(self):
+        """ported: whether `__call__` takes `callback_on_step_end` and its tensor inputs (asked by both callback tests)."""
         sig = inspect.signature(self.pipeline_class.__call__)
         has_callback_tensor_inputs = "callback_on_step_end_tensor_inputs" in sig.parameters
         has_callback_step_end = "callback_on_step_end" in sig.parameters
+        return has_callback_tensor_inputs and has_callback_step_end
 
-        if not (has_callback_tensor_inputs and has_callback_step_end):
-            return
-
-        components = self.get_dummy_components()
-        pipe = self.pipeline_class(**components)
-        pipe = pipe.to(torch_device)
-        pipe.set_progress_bar_config(disable=None)
+    def _callback_pipe(self):
+        """ported: the dummy pipeline of both callback tests, checked to name its callback tensor inputs."""
+        pipe = dummy_pipe(self, default_attn=False)
         self.assertTrue(
             hasattr(pipe, "_callback_tensor_inputs"),
             f" {self.pipeline_class} should have `_callback_tensor_inputs` that defines a list of tensor variables its callback function can use as inputs",
         )
+        return pipe
+
+    def test_callback_inputs(self):
+        if not self._takes_step_end_callback():
+            return
+
+        pipe = self._callback_pipe()
 
         def callback_inputs_subset(pipe, i, t, callback_kwargs):
             # iterate over callback args
@@ -1640,23 +1345,13 @@ class PipelineTesterMixin:
 
     def test_callback_cfg(self):
         sig = inspect.signature(self.pipeline_class.__call__)
-        has_callback_tensor_inputs = "callback_on_step_end_tensor_inputs" in sig.parameters
-        has_callback_step_end = "callback_on_step_end" in sig.parameters
-
-        if not (has_callback_tensor_inputs and has_callback_step_end):
+        if not self._takes_step_end_callback():
             return
 
         if "guidance_scale" not in sig.parameters:
             return
 
-        components = self.get_dummy_components()
-        pipe = self.pipeline_class(**components)
-        pipe.to(torch_device)
-        pipe.set_progress_bar_config(disable=None)
-        self.assertTrue(
-            hasattr(pipe, "_callback_tensor_inputs"),
-            f" {self.pipeline_class} should have `_callback_tensor_inputs` that defines a list of tensor variables its callback function can use as inputs",
-        )
+        pipe = self._callback_pipe()
 
         def callback_increase_guidance(pipe, i, t, callback_kwargs):
             pipe._guidance_scale += 1.0
