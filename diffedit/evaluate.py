@@ -6,11 +6,12 @@ Docs: https://diffedit.github.io/diffedit/evaluate.html.md"""
 
 # %% auto #0
 __all__ = ['PAIRS', 'our_rule', 'MASK_RULES', 'VARIANTS', 'LEVERS', 'STAGES', 'KINDS', 'VOCAB_PAIRS', 'GRID', 'MASK_GRID',
-           'SIGNALS', 'PAIR_PARTS', 'METRICS', 'BENCH', 'Edit', 'edit_set', 'run_ours', 'run_diffusers', 'run_sdedit',
-           'score_all', 'sign_p', 'paired', 'diffusers_rule', 'mask_rule_ious', 'shared', 'run_shared', 'full_run',
-           'kind', 'pair_set', 'pair_halves', 'outside_changed', 'grid_rows', 'mask_rows', 'signal_ious', 'signal_rows',
-           'difference_ious', 'difference_rows', 'pairs_run', 'leave_pairs_out', 'summary', 'goals', 'race',
-           'bench_one', 'bench', 'launch', 'main']
+           'SIGNALS', 'PAIR_PARTS', 'DECODE_GRID', 'OUTLINES', 'METRICS', 'BENCH', 'Edit', 'edit_set', 'run_results',
+           'as_tensor_mask', 'run_ours', 'run_diffusers', 'run_sdedit', 'score_all', 'sign_p', 'paired',
+           'diffusers_rule', 'mask_rule_ious', 'shared', 'run_shared', 'full_run', 'kind', 'pair_set', 'pair_halves',
+           'outside_changed', 'grid_rows', 'decode_rows', 'choose', 'chosen_rows', 'mask_rows', 'signal_ious',
+           'signal_rows', 'difference_ious', 'difference_rows', 'pairs_run', 'leave_pairs_out', 'summary',
+           'pair_summary', 'lever_table', 'goals', 'race', 'bench_one', 'bench', 'launch', 'main']
 
 # %% ../nbs/19_evaluate.ipynb #29b3cf1c
 import argparse, json, math, os, random, subprocess, sys, time, warnings
@@ -27,7 +28,7 @@ from .paper import q_sample
 from .scenes import make_scene, OBJECTS, BACKGROUNDS
 from .mask import gaussian_blur, mask_map, binarize, noise_diff, soft_map, cross_attention, word_map
 from .encode import ddim_encode
-from .edit import edit_image, generate_mask, pixel_map, pixel_mask, feather_mask, diffedit as diffedit_edit
+from .edit import edit_image, generate_mask, pixel_map, pixel_mask, feather_mask, outline_mask, diffedit as diffedit_edit
 from .baselines import diffusers_diffedit_pipe
 from .score import mask_iou, score, background_psnr, crop, load_classifier, classify
 
@@ -68,17 +69,22 @@ def edit_set(n=200, seed=0, pairs=PAIRS):
 
 # %% ../nbs/19_evaluate.ipynb #c7af2c95
 @torch.no_grad()
-def run_ours(pipe, edits, config=None, bs=16, masks=None, attention=False, **overrides):
-    "Our DiffEdit on `edits` through `edit_image`, the function users call, `bs` edits per batch: the edited images, the (1, H, W) pixel masks it returns, and seconds per edit; `config` and `overrides`: the knobs; `masks`: given masks instead of step 1."
-    c, ims, ms, secs = as_config(config, **overrides), [], [], []
+def run_results(pipe, edits, config=None, bs=16, masks=None, attention=False, **overrides):
+    "`edit_image`, the function users call, on `edits`, `bs` per batch: its `EditResult`s and seconds per edit; `config` and `overrides`: the knobs; `masks`: given masks instead of step 1."
+    c, res, secs = as_config(config, **overrides), [], []
     for k, ch in enumerate(chunked(edits, bs)):
         t0 = time.perf_counter()
         given = None if masks is None else list(masks[k*bs:k*bs+len(ch)])
-        res = edit_image(pipe, [e.scene.image for e in ch], [e.ref for e in ch], [e.query for e in ch], c, mask=given, attention=attention)
-        ims += [r.image for r in res]
-        ms += [torch.tensor(np.asarray(r.mask), dtype=torch.float32)[None]/255 for r in res]   # the mask the user gets, (1, H, W)
+        res += edit_image(pipe, [e.scene.image for e in ch], [e.ref for e in ch], [e.query for e in ch], c, mask=given, attention=attention)
         secs += [(time.perf_counter()-t0)/len(ch)]*len(ch)
-    return ims, ms, secs
+    return res, secs
+
+def as_tensor_mask(m): return torch.tensor(np.asarray(m), dtype=torch.float32)[None]/255   # a PIL mask as (1, H, W) in [0, 1]
+
+def run_ours(pipe, edits, config=None, bs=16, masks=None, attention=False, **overrides):
+    "Our DiffEdit on `edits` through `edit_image` (`run_results`): the edited images, the (1, H, W) pixel masks it returns, and seconds per edit."
+    res, secs = run_results(pipe, edits, config, bs, masks, attention, **overrides)
+    return [r.image for r in res], [as_tensor_mask(r.mask) for r in res], secs   # the mask the user gets
 
 @torch.no_grad()
 def run_diffusers(dpipe, edits, r=0.8, matched=False, n=DEFAULTS.n, mask_encode_strength=DEFAULTS.mask_encode_strength, steps=DEFAULTS.steps,
@@ -276,7 +282,10 @@ def pair_halves(pairs=VOCAB_PAIRS, seed=0):
 GRID = [(f"refine={rf:g} word_weight={w:g}", dict(refine=float(rf), word_weight=float(w))) for rf in (2, 0) for w in (1.5, 1, 2)]
 MASK_GRID = [(10, 0.5), (5, 0.5), (20, 0.5), (10, 0.3), (10, 0.7)]   # (n, mask_encode_strength): each knob moved alone from the defaults
 SIGNALS = ('noise', 'attention', 'geometric', 'product')
-PAIR_PARTS = ('grid', 'masks', 'signals', 'difference')
+PAIR_PARTS = ('grid', 'masks', 'signals', 'difference', 'decode', 'chosen')
+DECODE_GRID = [('defaults', {}), ('threshold=0.4', dict(threshold=0.4)), ('r=0.8', dict(r=0.8)), ('threshold=0.3', dict(threshold=0.3)),
+               ('word_weight=2', dict(word_weight=2.)), ('guidance_scale=10', dict(guidance_scale=10.)), ('mask_encode_strength=0.7', dict(mask_encode_strength=0.7))]                                  # the decoding's knobs, each moved alone from the defaults
+OUTLINES = [(f"outline_threshold={t} outline_refine={rf}", dict(outline_threshold=float(t), outline_refine=float(rf))) for t in (16, 24, 32, 40, 48) for rf in (0, 2, 4)]
 
 def outside_changed(pipe, e, im, m):
     "Pixels of edited image `im` outside the feather of its (1, H, W) mask `m` (as `paste_edit` grows and blurs it) that differ from the input: 0 when the background is the input's to the byte."
@@ -292,6 +301,39 @@ def grid_rows(pipe, clf, edits, name, kw, halves, bs=16, steps=DEFAULTS.steps):
         for r, e, im, m in zip(rows, es, ims, ms): r.update(kind=kind(e.old), half=halves[e.pair], outside_changed=outside_changed(pipe, e, im, m))
         return rows
     return [r for rows in shared(one, list(chunked(edits, bs))) for r in rows]
+
+def decode_rows(pipe, clf, edits, name, kw, halves, bs=16, steps=DEFAULTS.steps, outlines=OUTLINES):
+    "`score_all`'s rows of `edit_image` with knobs `kw` returning the outline (`iou`: the returned mask's), with `iou_decode` (the decoding mask's), `outline_iou` (each rule of `outlines` on the same edit, by name) and `outside_changed` against the decoding mask."
+    kw = dict(dict(returned_mask='outline'), **kw)
+    def one(es):
+        res, secs = run_results(pipe, es, bs=bs, steps=steps, **kw)
+        rows = score_all(clf, es, ([r.image for r in res], [as_tensor_mask(r.mask) for r in res], secs), method=name, **kw)
+        for row, e, r in zip(rows, es, res):
+            dm = as_tensor_mask(r.decode_mask)
+            row.update(kind=kind(e.old), half=halves[e.pair], iou_decode=mask_iou(dm, e.gt), outside_changed=outside_changed(pipe, e, r.image, dm),
+                       outline_iou={k: round(mask_iou(outline_mask(e.scene.image, r.image, None, o['outline_threshold'], o['outline_refine']), e.gt), 5) for k, o in outlines})
+        return rows
+    return [r for rows in shared(one, list(chunked(edits, bs))) for r in rows]
+
+def choose(rows, outlines=OUTLINES):
+    "Leave-pairs-out over `decode_rows`: for each half, the decoding setting with the best success (then IoU) on the other half, and the returned mask with the best IoU on that setting's edits of the other half (a rule of `outlines`, or `decode`, DiffEdit's own): {half: (setting, rule)}."
+    df = pd.DataFrame(rows); choice = {}
+    if set(df.half) != {0, 1}: raise ValueError(f"choose needs rows of both halves, got halves {sorted(set(df.half))}: give more pairs of each kind")
+    for h in (0, 1):
+        other = df[df.half != h]
+        s = other.groupby('method', sort=False)[['success', 'iou']].mean().sort_values(['success', 'iou'], ascending=False, kind='stable').index[0]
+        o = pd.DataFrame(other[other.method == s].outline_iou.tolist()).mean()[[k for k, _ in outlines]]
+        o['decode'] = other[other.method == s].iou_decode.mean()
+        choice[h] = (s, o.sort_values(ascending=False, kind='stable').index[0])
+    return choice
+
+def chosen_rows(pipe, clf, edits, choice, halves, grid=DECODE_GRID, outlines=OUTLINES, bs=16, steps=DEFAULTS.steps):
+    "Each half's edits through `edit_image` with the setting and outline rule `choice` chose on the other half (`choose`): the held-out rows, `method` naming the choice."
+    g, o = dict(grid), dict(outlines, decode=dict(returned_mask='decode')); rows = []
+    for h, (s, rule) in choice.items():
+        es = [e for e in edits if halves[e.pair] == h]
+        rows += [dict(r, chosen_on=1-h) for r in decode_rows(pipe, clf, es, f"{s}, {rule}", {**g[s], **o[rule]}, halves, bs, steps, outlines=[])]
+    return sorted(rows, key=lambda r: r['i'])
 
 def mask_rows(pipe, edits, n, strength, halves, bs=16, refines=(2., 0.)):
     "Step 1 alone (`generate_mask`, the defaults but `n` draws at `mask_encode_strength`): the IoU of each edit's pixel mask at each of `refines`, one row per edit and refine."
@@ -329,14 +371,14 @@ def difference_rows(pipe, edits, halves):
     return [r for rows in shared(one, edits) for r in rows]
 
 def pairs_run(path='bench/results/eval_pairs.json', per_pair=1, seed=0, pairs=VOCAB_PAIRS, grid=GRID, mask_grid=MASK_GRID, parts=PAIR_PARTS, steps=DEFAULTS.steps,
-              bs=16, update=True, settings=None, log=print):
-    "The vocabulary benchmark on `pair_set(pairs, per_pair, seed)`, written to `path` after each run: `grid`, every knob setting end to end through `edit_image`; `masks`, step 1 alone at each (n, mask_encode_strength) of `mask_grid`; `signals`, the sharper scored masks; `difference`, scored masks from where the edit changed the input; `update`: keep (and skip) the runs `path` already holds; `settings`: the names of `grid` to run (default: all)."
+              bs=16, update=True, settings=None, decode_grid=DECODE_GRID, decode_settings=None, log=print):
+    "The vocabulary benchmark on `pair_set(pairs, per_pair, seed)`, written to `path` after each run: `grid`, every knob setting end to end through `edit_image`; `masks`, step 1 alone at each (n, mask_encode_strength) of `mask_grid`; `signals`, the sharper scored masks; `difference`, scored masks from where the edit changed the input; `decode`, each decoding setting of `decode_grid` returning the outline, with every rule of `OUTLINES` scored; `chosen`, each half under the setting and rule `choose` picked on the other; `update`: keep (and skip) the runs `path` already holds; `settings`, `decode_settings`: the names of `grid`, `decode_grid` to run (default: all)."
     st = _state(); log = log if log and st.is_main_process else (lambda *a: None)
     pipe = load_pipe(device=st.device if st.num_processes > 1 else None); clf = load_classifier()
     edits, halves = pair_set(pairs, per_pair, seed), pair_halves(pairs)
     meta = dict(pairs=len(pairs), per_pair=per_pair, seed=seed, steps=steps, bs=bs, threads=torch.get_num_threads(), processes=st.num_processes,
                 torch=torch.__version__, date=time.strftime('%Y-%m-%d'), cpu=os.cpu_count())
-    res = dict(meta=dict(meta, seconds={}), grid=[], masks=[], signals=[], difference=[])
+    res = dict(meta=dict(meta, seconds={}), grid=[], masks=[], signals=[], difference=[], decode=[], chosen=[])
     if update and Path(path).exists():
         old = json.loads(Path(path).read_text())
         if any(old['meta'].get(k) != meta[k] for k in ('pairs', 'per_pair', 'seed', 'steps')): raise ValueError(f"{path} holds another pair set or step count: give another --out, or its own --per-pair, --pair-seed and --steps")
@@ -357,6 +399,15 @@ def pairs_run(path='bench/results/eval_pairs.json', per_pair=1, seed=0, pairs=VO
         t0 = time.time(); res['signals'] = signal_rows(pipe, edits, halves); save('signals', t0)
     if 'difference' in parts and not res['difference']:
         t0 = time.time(); res['difference'] = difference_rows(pipe, edits, halves); save('difference', t0)
+    if 'decode' in parts:
+        for name, kw in [g for g in decode_grid if decode_settings is None or g[0] in decode_settings]:
+            if any(r['method'] == name for r in res['decode']): continue
+            t0 = time.time(); res['decode'] += decode_rows(pipe, clf, edits, name, kw, halves, bs, steps); save(f"decode {name}", t0)
+    if 'chosen' in parts and res['decode']:
+        c = choose(res['decode']); want = {str(h): list(v) for h, v in c.items()}
+        if not res['chosen'] or res['meta'].get('choice') != want:          # a new setting can move the choice: then the held-out run again
+            t0 = time.time(); res['chosen'] = chosen_rows(pipe, clf, edits, c, halves, decode_grid, bs=bs, steps=steps); res['meta']['choice'] = want
+            save('chosen', t0)
     return res
 
 def leave_pairs_out(rows, by='method', key=('success', 'iou')):
@@ -376,6 +427,22 @@ METRICS = dict(iou=('iou', 'mean'), psnr=('psnr', 'mean'), success=('success', '
 def summary(rows, by=('method',)):
     "Mean IoU, background PSNR (dB), edit success (GT box, mask box) and seconds per edit, grouped `by`."
     return pd.DataFrame(rows).groupby(list(by), sort=False).agg(**METRICS)
+
+def pair_summary(d):
+    "IoU, background PSNR, success (all, and by number of objects) and the pixels changed outside the decoding mask's feather, of rows `d`."
+    return pd.Series(dict(iou=d.iou.mean(), psnr=d.psnr.mean(), success=d.success.mean(),
+                          **{f'success, {k} objects': v for k, v in d.groupby('objects').success.mean().items()},
+                          edits=len(d), pixels_changed_outside=d.outside_changed.sum()))
+
+def lever_table(path):
+    "One row per run of the levers stage in the JSON at `path`: the three measures, success by scene size, and the flips against the paper's recipe."
+    lev = pd.DataFrame(json.loads(Path(path).read_text())['levers'])
+    base = lev[lev.method == "paper's recipe"]
+    def row(d):
+        return dict(iou=d.iou.mean(), psnr=d.psnr.mean(), success=d.success.mean(),
+                    **{f'success, {k} objects': v for k, v in d.groupby('objects').success.mean().items()}, **paired(d, base))
+    order = [m for m, _ in LEVERS if m in set(lev.method)]                    # the levers in LEVERS' order, however the file was updated
+    return pd.DataFrame({m: row(lev[lev.method == m]) for m in order}).T.astype({'won': int, 'lost': int})
 
 def goals(rows, bench=None):
     "The project's goals, each with its measured value and whether it holds."
@@ -485,6 +552,7 @@ def main(argv=None):
     p.add_argument('--pair-seed', type=int, default=0, help='seed of --pairs\' scenes')
     p.add_argument('--parts', default=','.join(PAIR_PARTS), help='comma-separated parts of --pairs')
     p.add_argument('--settings', help='comma-separated names of GRID that --pairs runs (default: all)')
+    p.add_argument('--decode-settings', help='comma-separated names of DECODE_GRID that --pairs runs (default: all)')
     a = p.parse_args(argv)
     if a.processes < 1: p.error(f"--processes must be at least 1, got {a.processes}")
     if a.processes > 1:
@@ -506,7 +574,7 @@ def _run(a, p):
                           r=a.r, clip=a.clip, threshold=a.threshold, sdedit_rs=tuple(float(x) for x in a.sdedit_r.split(',')), steps=a.steps,
                           edit_seed=a.edit_seed, update=a.update, levers=a.levers and a.levers.split(','))
     elif a.pairs: pairs_run(a.out or 'bench/results/eval_pairs.json', a.per_pair, a.pair_seed, parts=a.parts.split(','), steps=a.steps, bs=a.bs, update=a.update,
-                            settings=a.settings and a.settings.split(','))
+                            settings=a.settings and a.settings.split(','), decode_settings=a.decode_settings and a.decode_settings.split(','))
     elif a.bench:
         print(f"CPU benchmark: {a.edits} edits per method, taking turns, 50 steps, {a.threads} thread(s), {os.cpu_count()} CPUs")
         df = bench(k=a.edits, threads=a.threads)
