@@ -17,7 +17,8 @@ import numpy as np, torch
 from fastcore.meta import delegates
 from PIL import Image, ImageOps
 from .config import DEFAULTS, DiffEditConfig, as_config, check_knob
-from .core import check_pixels, load_pipe, pixel_budget, to_rgb, working_side
+from .load import load_pipe, working_side
+from .images import check_pixels, pixel_budget, to_rgb
 from .guidance import default_guidance_scale
 from .edit import edit_image
 from .mask import overlay
@@ -158,7 +159,7 @@ def main(argv=None):
     p.add_argument('--port', type=_port, default=7860, help="port (default: 7860)")
     p.add_argument('--share', action='store_true', help="also make a public Gradio link")
     p.add_argument('--max-file-size', default=os.environ.get('DIFFEDIT_MAX_FILE_SIZE') or MAX_FILE_SIZE,
-                   help=f"largest upload, e.g. 20mb (default: $DIFFEDIT_MAX_FILE_SIZE, else {MAX_FILE_SIZE}); the pixel budget is $DIFFEDIT_MAX_PIXELS (diffedit.core.MAX_PIXELS)")
+                   help=f"largest upload, e.g. 20mb (default: $DIFFEDIT_MAX_FILE_SIZE, else {MAX_FILE_SIZE}); the pixel budget is $DIFFEDIT_MAX_PIXELS (diffedit.images.MAX_PIXELS)")
     a = p.parse_args(argv)
     try: import gradio  # noqa: F401
     except ImportError: print("diffedit-app: error: the web app needs Gradio: pip install 'diffedit[app]'", file=sys.stderr); return 2

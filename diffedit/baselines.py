@@ -10,7 +10,7 @@ __all__ = ['diffusers_diffedit_pipe', 'diffusers_diffedit']
 # %% ../nbs/18_baselines.ipynb #e940c473
 import warnings
 from .config import DEFAULTS
-from .core import seed_generator
+from .load import seed_generator
 
 # %% ../nbs/18_baselines.ipynb #807c7a02
 def diffusers_diffedit_pipe(pipe):

@@ -9,7 +9,7 @@ __all__ = ['SD_CONFIGS', 'random_pipe', 'tiny_configs', 'tiny_pipe', 'EpsilonAs'
 
 # %% ../nbs/12_checkpoints.ipynb #b5ca1edc
 import copy
-from .core import embedded_model
+from .load import embedded_model
 import torch, diffusers
 from torch import nn
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer

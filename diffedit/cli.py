@@ -35,7 +35,7 @@ def open_image(path, what='image', load=True):
     if stat.S_ISDIR(st.st_mode): raise UserError(f"{str(path)!r} is a folder: give an image file (PNG or JPEG)")
     if not stat.S_ISREG(st.st_mode): raise UserError(f"{str(path)!r} is not a regular file (a pipe or a device): give an image file")
     from PIL import Image, UnidentifiedImageError
-    from diffedit.core import read_image, check_pixels, pixel_budget
+    from diffedit.images import read_image, check_pixels, pixel_budget
     try: pixel_budget()                                                # a DIFFEDIT_MAX_PIXELS that is no number says so, first
     except ValueError as e: raise UserError(str(e)) from None
     try:
@@ -227,7 +227,7 @@ def _guidance_args():
 # %% ../nbs/08_cli.ipynb #82ffcee9
 def _load(args, device=None):
     "The pipeline named by the arguments (on `device` if the arguments name none); a device torch cannot use is a `UserError`."
-    from diffedit.core import load_pipe
+    from diffedit.load import load_pipe
     if not args.quiet: print(f"Loading {args.model or os.environ.get('DIFFEDIT_MODEL') or 'the embedded tiny model'}...", file=sys.stderr, flush=True)
     try: return load_pipe(args.model, device=args.device or device, dtype=args.dtype)
     except (RuntimeError, AssertionError) as e:                        # torch's words for a device it does not have
@@ -344,13 +344,13 @@ def cmd_edit(args):
     mask = open_image(args.mask, 'mask') if args.mask else None
     outs = _check_rows_outputs(args, rows)
     cfg = edit_config(args); check_model_steps(args)
-    from diffedit.core import mask_array
+    from diffedit.images import mask_array
     if mask is not None: mask = mask_array(mask)                       # float32 (H, W) in [0, 1]: one rule for every mode
     batches = [list(range(i, min(i + args.batch_size, len(rows)))) for i in range(0, len(rows), args.batch_size)]
     mine, device = _share(batches)
     pipe = _load(args, device)
     if args.size and args.size < _min_side(pipe): raise UserError(f"--size {args.size} is smaller than this model can edit: its UNet needs at least {_min_side(pipe)} px, use --size {_min_side(pipe)} or more")
-    from diffedit.core import working_side
+    from diffedit.load import working_side
     from diffedit.edit import edit_image
     t0, n = time.time(), 0
     with progress(pipe, edit_calls(cfg.steps, cfg.r, mask is None)*len(mine), 'edit', not args.quiet):
@@ -375,7 +375,8 @@ def cmd_sample(args):
     check_model_steps(args)
     guide, schedule, g = _guidance(args)
     pipe = _load(args)
-    from diffedit.core import sample, labelled_grid
+    from diffedit.images import labelled_grid
+    from diffedit.core import sample
     with progress(pipe, args.steps, 'sample', not args.quiet):
         ims = sample(pipe, [args.prompt]*args.n_images, steps=args.steps, guidance_scale=g, seed=args.seed, guide=guide, schedule=schedule)
     save(labelled_grid(ims, rows=args.rows, scale=args.scale), out)
@@ -406,7 +407,7 @@ def cmd_demo(args):
     check_outputs({n: d/f'{n}.png' for n in ('input', 'soft', 'mask', 'edit', 'demo')})
     check_model_steps(args)
     pipe = _load(args)
-    from diffedit.core import labelled_grid
+    from diffedit.images import labelled_grid
     from diffedit.mask import overlay
     import numpy as np, torch
     t0 = time.time()

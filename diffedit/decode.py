@@ -10,7 +10,8 @@ __all__ = ['masked_decode', 'weight_words']
 # %% ../nbs/05_decode.ipynb #428c5fc2
 import torch
 from .config import DEFAULTS
-from .core import prompt_embeddings, ddim_denoise
+from .text import prompt_embeddings
+from .core import ddim_denoise
 from .mask import changed_tokens
 from .encode import Encoded
 

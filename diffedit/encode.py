@@ -11,7 +11,8 @@ __all__ = ['Encoded', 'ddim_encode', 'reconstruct']
 from dataclasses import dataclass
 import torch
 from .config import DEFAULTS
-from .core import image_to_latents, prompt_embeddings, predict_eps, ddim_steps, ddim_denoise, DDIMSteps
+from .text import prompt_embeddings
+from .core import image_to_latents, predict_eps, ddim_steps, ddim_denoise, DDIMSteps
 from .paper import ddim_step
 
 # %% ../nbs/04_encode.ipynb #81136582

@@ -11,7 +11,9 @@ __all__ = ['GraphedUNet', 'FrozenUNet', 'make_fast', 'make_slow']
 import time, warnings, torch, torch.nn.functional as F
 from contextlib import contextmanager, ExitStack
 from functools import partial
-from .core import eager_unet, execution_device, unet_kwargs, fast_path, set_fast_path
+from .load import execution_device
+from .text import unet_kwargs
+from .core import eager_unet, fast_path, set_fast_path
 
 # %% ../nbs/14_fast.ipynb #5200c64c
 class GraphedUNet:

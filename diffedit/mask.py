@@ -17,7 +17,9 @@ from PIL import Image
 from diffusers.utils.torch_utils import randn_tensor
 from fastcore.meta import delegates
 from .config import DEFAULTS
-from .core import image_to_latents, text_embeddings, ddim_scheduler, predict_eps, seed_generator, unet_path
+from .load import seed_generator
+from .text import text_embeddings
+from .core import image_to_latents, ddim_scheduler, predict_eps, unet_path
 from .paper import q_sample
 
 # %% ../nbs/03_mask.ipynb #21b744e9

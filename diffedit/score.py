@@ -43,7 +43,7 @@ class Classifier(nn.Module):
 def load_classifier(path=None, device='cpu'):
     "The classifier's weights from `path` (default: the one that ships with the embedded model), in eval mode on `device`."
     from safetensors.torch import load_file
-    from diffedit.core import embedded_model
+    from diffedit.load import embedded_model
     m = Classifier(); m.load_state_dict(load_file(str(path or embedded_model().parent/'classifier'/'model.safetensors'))); return m.to(device).eval()
 
 def to_tensor(imgs):

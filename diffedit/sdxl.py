@@ -11,7 +11,7 @@ __all__ = ['SDXL_CONFIG', 'tiny_sdxl_configs', 'tiny_sdxl_pipe', 'random_sdxl_pi
 import copy, torch
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel, AutoencoderKL, EulerDiscreteScheduler
-from .core import embedded_model
+from .load import embedded_model
 
 # %% ../nbs/15_sdxl.ipynb #3ed6799b
 SDXL_CONFIG = dict(   # stabilityai/stable-diffusion-xl-base-1.0, the published config files named above

@@ -15,7 +15,7 @@ import json, math, os, time, copy, shutil
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.meta import delegates
-from .core import embedded_model
+from .load import embedded_model
 from .scenes import OBJECTS, BACKGROUNDS, caption, make_scene
 from .score import Classifier, classify, load_classifier, to_tensor   # the evaluation's judge, trained here
 
