@@ -5,6 +5,7 @@
 # never saved): the CPU's stand-in for a GPU's float16, where every numeric check holds to its bfloat16 tolerance
 # (`diffedit.core.tol`). DIFFEDIT_TEST_DTYPES picks the runs (default "float32 bfloat16"; "float32" skips bfloat16's; the
 # float32 run is the default dtype's: float32 on a CPU, whatever DIFFEDIT_DTYPE says if it is set).
+# pytest runs one worker per core (PYTEST_WORKERS to choose).
 # Ends with the line "N passed, N failed, N skipped (why)", counting notebooks (once per dtype) and pytest tests, each skip's reason in it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -54,7 +55,9 @@ if has float32; then notebooks "" "$(count "" "$@")" "$@"; fi
 
 has_path=$(python -c "import sys, os; print(int(any(os.path.exists(a) for a in sys.argv[1:])))" "$@")
 if has float32 && [ -d tests ] && [ "$has_path" = 0 ]; then   # pytest runs with the whole suite, not for one notebook
-  python -m pytest tests -q -rs -p no:cacheprovider | tee "$tmp/pytest"   # -rs: one "SKIPPED [n] file:line: reason" line per reason
+  # one worker per core (pytest-xdist), each file's tests on one worker (--dist loadfile: a file's fixtures are built once)
+  workers=${PYTEST_WORKERS:-$(python -c "import os; print(max(1, min(4, len(os.sched_getaffinity(0)))))")}
+  python -m pytest tests -q -rs -p no:cacheprovider -n "$workers" --dist loadfile | tee "$tmp/pytest"   # -rs: one "SKIPPED [n] file:line: reason" line per reason
   prc=${PIPESTATUS[0]}
   summary=$(tail -n 1 "$tmp/pytest")   # e.g. "1 failed, 12 passed, 2 skipped, 1 error in 3.2s"
   p=$(grep -oE '[0-9]+ passed' <<<"$summary" | awk '{s+=$1} END{print s+0}')
