@@ -3,8 +3,9 @@
 # `--flags gpu` to run the GPU cells too; or give one notebook or folder), then pytest on tests/ if that folder exists.
 # Then the lessons and the pipeline notebooks (REDUCED below) again with the weights in bfloat16 (DIFFEDIT_DTYPE=bfloat16,
 # never saved): the CPU's stand-in for a GPU's float16, where every numeric check holds to its bfloat16 tolerance
-# (`diffedit.core.tol`). DIFFEDIT_TEST_DTYPES picks the runs (default "float32 bfloat16"; "float32" skips bfloat16's; the
-# float32 run is the default dtype's: float32 on a CPU, whatever DIFFEDIT_DTYPE says if it is set).
+# (`diffedit.core.tol`); then the edit engine and the pipeline notebooks (REDUCED16) in float16, which a CPU runs too, slowly.
+# DIFFEDIT_TEST_DTYPES picks the runs (default "float32 bfloat16 float16"; "float32" runs float32's alone; the float32 run is
+# the default dtype's: float32 on a CPU, whatever DIFFEDIT_DTYPE says if it is set).
 # pytest runs one worker per core (PYTEST_WORKERS to choose).
 # Ends with the line "N passed, N failed, N skipped (why)", counting notebooks (once per dtype) and pytest tests, each skip's reason in it.
 set -uo pipefail
@@ -14,12 +15,13 @@ export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TRANSFORMERS_VERBOSITY=${TRANSFORMERS
 # nbdev-test runs one notebook per core: one thread each keeps torch's threads from fighting over the cores
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-dtypes=${DIFFEDIT_TEST_DTYPES:-float32 bfloat16}
+dtypes=${DIFFEDIT_TEST_DTYPES:-float32 bfloat16 float16}
 for d in $dtypes; do
-  case $d in float32|bfloat16) ;; *) echo "DIFFEDIT_TEST_DTYPES takes float32 and/or bfloat16 (float16 needs a GPU), got '$d'"; echo "0 passed, 1 failed, 0 skipped"; exit 1;; esac
+  case $d in float32|bfloat16|float16) ;; *) echo "DIFFEDIT_TEST_DTYPES takes float32, bfloat16 and float16, got '$d'"; echo "0 passed, 1 failed, 0 skipped"; exit 1;; esac
 done
 has() { [[ " $dtypes " == *" $1 "* ]]; }
 REDUCED='^(00_core|01_guidance|02_paper|03_mask|04_encode|05_decode|07_interpolate|13_pipeline|20_edit)\.ipynb$'
+REDUCED16='^(13_pipeline|20_edit)\.ipynb$'
 
 count() {  # count [FILE_RE] ARGS...: how many notebooks nbdev-test will run for ARGS: all of nbs/, or the notebook or folder given
 python - "$@" <<'PY'
@@ -71,14 +73,16 @@ if has float32 && [ -d tests ] && [ "$has_path" = 0 ]; then   # pytest runs with
   passed=$((passed+p)); failed=$((failed+f))
 fi
 
-if has bfloat16; then   # the same checks in reduced precision, never saved: --save is float32's alone
-  args=(); for a in "$@"; do [ "$a" = --save ] || args+=("$a"); done
-  n=$(count "$REDUCED" "${args[@]}")
+reduced() {  # reduced DTYPE FILE_RE: the same checks in reduced precision, never saved (--save is float32's alone)
+  local d=$1 re=$2 n args=(); for a in "${@:3}"; do [ "$a" = --save ] || args+=("$a"); done
+  n=$(count "$re" "${args[@]}")
   if [ "$has_path" = 1 ] && [ -n "$(python -c "import sys, os; print(''.join(a for a in sys.argv[1:] if os.path.isfile(a)))" "${args[@]}")" ]
-  then DIFFEDIT_DTYPE=bfloat16 notebooks " (bfloat16)" "$n" "${args[@]}"
-  else DIFFEDIT_DTYPE=bfloat16 notebooks " (bfloat16)" "$n" --file-re "$REDUCED" "${args[@]}"
+  then DIFFEDIT_DTYPE=$d notebooks " ($d)" "$n" "${args[@]}"
+  else DIFFEDIT_DTYPE=$d notebooks " ($d)" "$n" --file-re "$re" "${args[@]}"
   fi
-fi
+}
+if has bfloat16; then reduced bfloat16 "$REDUCED" "$@"; fi
+if has float16; then reduced float16 "$REDUCED16" "$@"; fi
 
 echo "$passed passed, $failed failed, $skipped skipped${why:+ ($why)}"
 [ $failed -eq 0 ]
