@@ -284,7 +284,8 @@ MASK_GRID = [(10, 0.5), (5, 0.5), (20, 0.5), (10, 0.3), (10, 0.7)]   # (n, mask_
 SIGNALS = ('noise', 'attention', 'geometric', 'product')
 PAIR_PARTS = ('grid', 'masks', 'signals', 'difference', 'decode', 'chosen')
 DECODE_GRID = [('defaults', {}), ('threshold=0.4', dict(threshold=0.4)), ('r=0.8', dict(r=0.8)), ('threshold=0.3', dict(threshold=0.3)),
-               ('word_weight=2', dict(word_weight=2.)), ('guidance_scale=10', dict(guidance_scale=10.)), ('mask_encode_strength=0.7', dict(mask_encode_strength=0.7))]                                  # the decoding's knobs, each moved alone from the defaults
+               ('word_weight=2', dict(word_weight=2.)), ('guidance_scale=10', dict(guidance_scale=10.)), ('mask_encode_strength=0.7', dict(mask_encode_strength=0.7)),
+               ('n=20', dict(n=20))]                                  # the decoding's knobs, each moved alone from the defaults
 OUTLINES = [(f"outline_threshold={t} outline_refine={rf}", dict(outline_threshold=float(t), outline_refine=float(rf))) for t in (16, 24, 32, 40, 48) for rf in (0, 2, 4)]
 
 def outside_changed(pipe, e, im, m):
@@ -315,9 +316,10 @@ def decode_rows(pipe, clf, edits, name, kw, halves, bs=16, steps=DEFAULTS.steps,
         return rows
     return [r for rows in shared(one, list(chunked(edits, bs))) for r in rows]
 
-def choose(rows, outlines=OUTLINES):
-    "Leave-pairs-out over `decode_rows`: for each half, the decoding setting with the best success (then IoU) on the other half, and the returned mask with the best IoU on that setting's edits of the other half (a rule of `outlines`, or `decode`, DiffEdit's own): {half: (setting, rule)}."
+def choose(rows, outlines=OUTLINES, settings=None):
+    "Leave-pairs-out over `decode_rows`: for each half, the decoding setting with the best success (then IoU) on the other half, and the returned mask with the best IoU on that setting's edits of the other half (a rule of `outlines`, or `decode`, DiffEdit's own); `settings`: the decoding settings to choose from (default: all): {half: (setting, rule)}."
     df = pd.DataFrame(rows); choice = {}
+    if settings is not None: df = df[df.method.isin(settings)]
     if set(df.half) != {0, 1}: raise ValueError(f"choose needs rows of both halves, got halves {sorted(set(df.half))}: give more pairs of each kind")
     for h in (0, 1):
         other = df[df.half != h]
