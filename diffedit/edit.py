@@ -17,7 +17,9 @@ import torch.nn.functional as F
 from PIL import Image
 from fastcore.meta import delegates
 from .config import DEFAULTS, as_config
-from .core import image_to_latents, latents_to_image, to_rgb, mask_array, check_prompts, check_steps
+from .text import check_prompts
+from .images import to_rgb, mask_array
+from .core import image_to_latents, latents_to_image, check_steps
 from .guidance import schedule_fn
 from .mask import noise_diffs, soft_map, mask_map, binarize, to_pil_mask, upsample, gaussian_blur
 from .encode import ddim_encode, Encoded

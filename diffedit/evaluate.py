@@ -23,7 +23,9 @@ from accelerate import PartialState
 from accelerate.utils import gather_object
 from diffusers.utils.torch_utils import randn_tensor
 from .config import DEFAULTS, as_config
-from .core import load_pipe, latents_to_image, image_to_latents, prompt_embeddings, ddim_steps, ddim_denoise, seed_generator
+from .load import load_pipe, seed_generator
+from .text import prompt_embeddings
+from .core import latents_to_image, image_to_latents, ddim_steps, ddim_denoise
 from .paper import q_sample
 from .scenes import make_scene, OBJECTS, BACKGROUNDS
 from .mask import gaussian_blur, mask_map, binarize, noise_diff, soft_map, cross_attention, word_map

@@ -105,7 +105,7 @@ from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 from PIL import Image
-from .core import to_rgb
+from .images import to_rgb
 
 # %% ../nbs/30_interpolate_details.ipynb #6e67f247
 _FATAL = tuple(getattr(signal, s) for s in ('SIGTERM', 'SIGHUP') if hasattr(signal, s))
