@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: every notebook in nbs/ with nbdev-test (offline; cells flagged slow/gpu are skipped, pass
 # `--flags gpu` to run the GPU cells too; or give one notebook or folder), then pytest on tests/ if that folder exists.
-# Then the lessons and the pipeline notebooks (REDUCED below) again with the weights in bfloat16 (DIFFEDIT_DTYPE=bfloat16,
+# Then the lessons 00-07, the edit engine and the pipeline notebooks (REDUCED below) again with the weights in bfloat16 (DIFFEDIT_DTYPE=bfloat16,
 # never saved): the CPU's stand-in for a GPU's float16, where every numeric check holds to its bfloat16 tolerance
 # (`diffedit.core.tol`); then the edit engine and the pipeline notebooks (REDUCED16) in float16, which a CPU runs too, slowly.
 # DIFFEDIT_TEST_DTYPES picks the runs (default "float32 bfloat16 float16"; "float32" runs float32's alone; the float32 run is
@@ -20,7 +20,7 @@ for d in $dtypes; do
   case $d in float32|bfloat16|float16) ;; *) echo "DIFFEDIT_TEST_DTYPES takes float32, bfloat16 and float16, got '$d'"; echo "0 passed, 1 failed, 0 skipped"; exit 1;; esac
 done
 has() { [[ " $dtypes " == *" $1 "* ]]; }
-REDUCED='^(00_core|01_guidance|02_paper|03_mask|04_encode|05_decode|07_interpolate|13_pipeline|20_edit)\.ipynb$'
+REDUCED='^(00_core|01_guidance|02_paper|03_mask|04_encode|05_decode|06_quality|07_interpolate|13_pipeline|20_edit)\.ipynb$'
 REDUCED16='^(13_pipeline|20_edit)\.ipynb$'
 
 count() {  # count [FILE_RE] ARGS...: how many notebooks nbdev-test will run for ARGS: all of nbs/, or the notebook or folder given

@@ -79,26 +79,26 @@ def test_keep_background_large(scene, tmp_path):
     a, b = np.asarray(big), np.asarray(Image.open(tmp_path/'out.png').convert('RGB'))
     assert a.shape == b.shape and 0.2 < (a == b).all(-1).mean() < 1
 
-def test_refine_and_word_weight(scene, tmp_path):
-    "--refine and --word-weight reach the edit: with the filter off and the prompt as written, the mask and the result differ from the defaults'."
+def default_and(scene, tmp_path, *options):
+    "The edit at the defaults and with `options`: the two images and the two masks written to --mask-out, as arrays."
     args = ['edit', scene, '--ref', 'a horse and a tree on grass', '--query', 'a zebra and a tree on grass', *FAST]
     assert cli(*args, '-o', tmp_path/'a.png', '--mask-out', tmp_path/'ma.png').returncode == 0
-    p = cli(*args, '-o', tmp_path/'b.png', '--mask-out', tmp_path/'mb.png', '--refine', '0', '--word-weight', '1')
+    p = cli(*args, '-o', tmp_path/'b.png', '--mask-out', tmp_path/'mb.png', *options)
     assert p.returncode == 0, p.stderr
-    a, b, ma, mb = [np.asarray(Image.open(tmp_path/f)) for f in ('a.png', 'b.png', 'ma.png', 'mb.png')]
+    return [np.asarray(Image.open(tmp_path/f)) for f in ('a.png', 'b.png', 'ma.png', 'mb.png')]
+
+def test_refine_and_word_weight(scene, tmp_path):
+    "--refine and --word-weight reach the edit: with the filter off and the prompt as written, the mask and the result differ from the defaults'."
+    a, b, ma, mb = default_and(scene, tmp_path, '--refine', '0', '--word-weight', '1')
     assert (ma != mb).any() and (a != b).any()
 
 def test_returned_mask(scene, tmp_path):
     "--returned-mask outline changes the mask written to --mask-out, not the edit: the same image, another mask, inside the decoding mask's feather."
     from diffedit.edit import feather_mask
-    args = ['edit', scene, '--ref', 'a horse and a tree on grass', '--query', 'a zebra and a tree on grass', *FAST]
-    assert cli(*args, '-o', tmp_path/'a.png', '--mask-out', tmp_path/'ma.png').returncode == 0
-    p = cli(*args, '-o', tmp_path/'b.png', '--mask-out', tmp_path/'mb.png', '--returned-mask', 'outline', '--outline-threshold', '24')
-    assert p.returncode == 0, p.stderr
-    a, b, ma, mb = [np.asarray(Image.open(tmp_path/f)) for f in ('a.png', 'b.png', 'ma.png', 'mb.png')]
+    a, b, ma, mb = default_and(scene, tmp_path, '--returned-mask', 'outline', '--outline-threshold', '24')
     assert (a == b).all() and (mb > 127).any() and ((mb > 127) != (ma > 127)).any()
     assert not (mb > 127)[feather_mask(Image.open(tmp_path/'ma.png'), (64, 64))[0].numpy() == 0].any()
-    assert_user_error(cli(*args, '-o', tmp_path/'c.png', '--returned-mask', 'tight'), 'returned-mask')
+    assert_user_error(cli('edit', scene, '--ref', 'a horse', '--query', 'a zebra', '-o', tmp_path/'c.png', '--returned-mask', 'tight'), 'returned-mask')
 
 def test_sample(tmp_path):
     p = cli('sample', 'a dog on snow', '-o', tmp_path/'grid.png', '--n-images', '2', '--steps', '5', '--guide', 'update', '-q')
