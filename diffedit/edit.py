@@ -196,13 +196,12 @@ class EditResult:
     decode_mask: Image.Image = None
 
 def _returned_mask(pipe, c, im, out, pm):
-    "The mask an edit returns, at the working size of input `im` and decoded edit `out`: DiffEdit's pixel mask `pm`, or the outline of the change inside its feather."
-    if c.returned_mask == 'decode' or out is None: return pm             # no edit decoded: nothing to outline
+    "The mask an edit returns other than DiffEdit's pixel mask `pm`, at the working size of input `im` and decoded edit `out`: the config's callable, or the outline of the change inside `pm`'s feather."
     if callable(c.returned_mask): m = c.returned_mask(im, out, pm)
     else:
         f = pipe.vae_scale_factor
         m = outline_mask(im, out, feather_mask(pm, im.size, f, f/2), c.outline_threshold, c.outline_refine)   # the region the paste lets through
-    return torch.tensor(np.asarray(m.convert('L')), dtype=torch.float32)[None]/255 if isinstance(m, Image.Image) else m
+    return torch.from_numpy(mask_array(m))[None] if isinstance(m, Image.Image) else m
 
 def _given_masks(pipe, masks, ims, sizes):
     "The user's masks as a `MaskResult`: latent cells for the decoding, the same cells at each working size for the paste."
@@ -226,7 +225,7 @@ def _edit_batch(pipe, origs, prep, refs, queries, masks, c, generator, batch_siz
     for k, (orig, size, pm, out) in enumerate(zip(origs, sizes, st.pixel, outs)):
         dm, sm = to_pil_mask(pm), to_pil_mask(upsample(st.soft[k].float().cpu(), size[::-1]))
         if out is not None and out.size != size: out = out.resize(size, Image.LANCZOS)
-        m = dm if c.returned_mask == 'decode' else to_pil_mask(_returned_mask(pipe, c, orig if orig.size == size else orig.resize(size, Image.LANCZOS), out, pm))
+        m = dm if c.returned_mask == 'decode' or out is None else to_pil_mask(_returned_mask(pipe, c, orig if orig.size == size else orig.resize(size, Image.LANCZOS), out, pm))
         if dm.size != orig.size: dm, m, sm = dm.resize(orig.size, Image.NEAREST), m.resize(orig.size, Image.NEAREST), sm.resize(orig.size, Image.BILINEAR)
         if out is not None:
             if c.keep_background: out = paste_edit(pipe, orig, out, pm)     # outside the feathered mask: the input, byte for byte, at its own size

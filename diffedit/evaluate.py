@@ -25,6 +25,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from .config import DEFAULTS, as_config
 from .load import load_pipe, seed_generator
 from .text import prompt_embeddings
+from .images import mask_array
 from .core import latents_to_image, image_to_latents, ddim_steps, ddim_denoise
 from .paper import q_sample
 from .scenes import make_scene, OBJECTS, BACKGROUNDS
@@ -81,7 +82,7 @@ def run_results(pipe, edits, config=None, bs=16, masks=None, attention=False, **
         secs += [(time.perf_counter()-t0)/len(ch)]*len(ch)
     return res, secs
 
-def as_tensor_mask(m): return torch.tensor(np.asarray(m), dtype=torch.float32)[None]/255   # a PIL mask as (1, H, W) in [0, 1]
+def as_tensor_mask(m): return torch.from_numpy(mask_array(m))[None]   # a PIL mask as (1, H, W) in [0, 1]
 
 def run_ours(pipe, edits, config=None, bs=16, masks=None, attention=False, **overrides):
     "Our DiffEdit on `edits` through `edit_image` (`run_results`): the edited images, the (1, H, W) pixel masks it returns, and seconds per edit."
