@@ -66,6 +66,8 @@ class DiffEditConfig:
     clip: float = knob(0.99, "quantile above which the raw map's extreme values are clipped before rescaling to [0, 1]", "remove extreme values", None, 0., 1., lo_open=True)
     blur: float = knob(1., "standard deviation, in latent cells, of the Gaussian blur of the raw map (0: off)", None, None, 0., 16.)
     refine: float = knob(2., "radius, in latent cells, of the guided filter that snaps the pixel mask to the image's edges (0: the soft map upsampled alone)", None, None, 0., 32.)
+    grow: int = knob(1, "latent cells by which step 1's mask is grown before the decoding and the paste: room for a new object of another shape than the old (0: the mask as thresholded)",
+                     None, None, 0, 16)
     steps: int = knob(50, "DDIM steps over the whole schedule; an edit runs r of them each way", "DDIM steps", "num_inference_steps", 1, 1000)
     guidance_scale: float = knob(7.5, "classifier-free guidance scale of the decoding", "w, the guidance scale", "guidance_scale", 0., 100.)
     word_weight: float = knob(1.5, "weight, in the decoding's text embedding, of the words the query adds to the reference (the new object's; 1: the prompt as written)",
@@ -78,10 +80,10 @@ class DiffEditConfig:
     encode_guidance: float = knob(1., "guidance scale of the encoding (1: the prompt's prediction alone)", None, None, 0., 100.)
     seed: int = knob(0, "seed of the mask's noise draws", None, "generator", 0, 2**64-1)
     keep_background: bool = knob(True, "paste the edit into the input through the feathered mask, so the rest keeps the input's pixels exactly")
-    returned_mask: str = knob('decode', "the mask an edit returns (and the evaluation scores): decode, DiffEdit's mask that the decoding goes through, generous by design; "
-                              "outline, the tight outline of where the edit changed the input (or a callable (input, edit, decode_mask) -> mask)", choices=MASK_NAMES)
-    outline_threshold: float = knob(32., "grey levels (the largest channel) by which the edit must differ from the input to fall in the outline", None, None, 0., 255., hi_open=True)
-    outline_refine: float = knob(2., "radius, in pixels, of the guided filter that snaps the outline to the input's edges (0: off)", None, None, 0., 64.)
+    returned_mask: str = knob('outline', "the mask an edit returns (and the evaluation scores): outline, the tight outline of where the edit changed the input; "
+                              "decode, the mask the decoding went through, generous by design (or a callable (input, edit, decode_mask) -> mask)", choices=MASK_NAMES)
+    outline_threshold: float = knob(40., "grey levels (the largest channel) by which the edit must differ from the input to fall in the outline", None, None, 0., 255., hi_open=True)
+    outline_refine: float = knob(4., "radius, in pixels, of the guided filter that snaps the outline to the input's edges (0: off)", None, None, 0., 64.)
 
     def __post_init__(self):
         for f in fields(self): object.__setattr__(self, f.name, check_knob(f.name, getattr(self, f.name)))   # every range, once, here

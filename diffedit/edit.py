@@ -6,8 +6,8 @@ Docs: https://diffedit.github.io/diffedit/edit.html.md"""
 
 # %% auto #0
 __all__ = ['pixel_map', 'pixel_mask', 'box_mean', 'guided_filter', 'feather_mask', 'keep_input', 'paste_edit', 'close_mask',
-           'fill_holes', 'outline_mask', 'MaskResult', 'generate_mask', 'prepare_image', 'EditResult', 'edit_image',
-           'diffedit']
+           'grow_mask', 'fill_holes', 'outline_mask', 'MaskResult', 'generate_mask', 'prepare_image', 'EditResult',
+           'outline_in', 'edit_image', 'diffedit']
 
 # %% ../nbs/20_edit.ipynb #3e51b323
 import os, re, warnings
@@ -105,6 +105,10 @@ def close_mask(m, radius=1):
     k = 2*radius + 1
     return -F.max_pool2d(-F.max_pool2d(m[None].float(), k, 1, radius), k, 1, radius)[0]
 
+def grow_mask(m, radius):
+    "The binary (1, H, W) mask `m` dilated over a (2`radius`+1)-pixel square: every pixel within `radius` of the mask joins it (0: `m` as it is)."
+    return F.max_pool2d(m[None].float(), 2*radius + 1, 1, radius)[0] if radius else m
+
 def fill_holes(m):
     "The binary (1, H, W) mask `m` with its holes filled: every pixel the border cannot reach through the background joins the mask."
     bg = (m < 0.5).float()[None]                                           # (1, 1, H, W)
@@ -128,10 +132,11 @@ def outline_mask(image, edit, region=None, threshold=DEFAULTS.outline_threshold,
 # %% ../nbs/20_edit.ipynb #36362908
 @dataclass
 class MaskResult:
-    "Step 1 for a batch: the soft map and the binary mask at latent resolution, (B, 1, h, w), and the binary pixel masks, one (1, H, W) per image."
+    "Step 1 for a batch: the soft map and the binary mask at latent resolution, (B, 1, h, w), the binary pixel masks, one (1, H, W) per image, and the pixel masks as found, before `grow` (the same when it is 0)."
     soft: torch.Tensor
     mask: torch.Tensor
     pixel: list
+    found: list = None
 
 def _as_list(x): return list(x) if isinstance(x, (list, tuple)) else [x]
 
@@ -159,9 +164,10 @@ def _mask_batch(pipe, ims, sizes, x0, refs, queries, c, generator=None, batch_si
     else:
         d = noise_diffs(pipe, x0, refs, queries, c.n, c.mask_encode_strength, c.seed, generator, batch_size)   # (B, h, w)
         soft = torch.stack([soft_map(di, c.clip, c.blur) for di in d])   # (B, 1, h, w), each rescaled to [0, 1] on its own
-    mask = torch.stack([binarize(s, c.threshold) for s in soft])
-    pixel = [pixel_mask(s, size, c.threshold, im, c.refine) for s, size, im in zip(soft, sizes, ims)]   # on each image's edges
-    return MaskResult(soft, mask, pixel)
+    mask = torch.stack([grow_mask(binarize(s, c.threshold), c.grow) for s in soft])
+    found = [pixel_mask(s, size, c.threshold, im, c.refine) for s, size, im in zip(soft, sizes, ims)]   # on each image's edges
+    pixel = [grow_mask(p, round(c.grow*size[0]/s.shape[-1])) for p, s, size in zip(found, soft, sizes)]   # grown as much as the latent mask
+    return MaskResult(soft, mask, pixel, found)
 
 def _per_image(generator, k): return list(generator) if isinstance(generator, (list, tuple)) else [generator]*k
 
@@ -188,19 +194,22 @@ def prepare_image(pipe, image, side=None):
 
 @dataclass
 class EditResult:
-    "One edit: the edited image, the returned mask (the config's `returned_mask`) and the soft map, as PIL images at the input's size, the decoded latents (1, 4, h, w), and the binary mask the decoding went through (PIL)."
+    "One edit: the edited image, the returned mask (the config's `returned_mask`) and the soft map, as PIL images at the input's size, the decoded latents (1, 4, h, w), the binary mask the decoding went through, and step 1's mask as found, before `grow` (PIL)."
     image: Image.Image
     mask: Image.Image
     soft_mask: Image.Image
     latents: torch.Tensor
     decode_mask: Image.Image = None
+    found_mask: Image.Image = None
 
-def _returned_mask(pipe, c, im, out, pm):
-    "The mask an edit returns other than DiffEdit's pixel mask `pm`, at the working size of input `im` and decoded edit `out`: the config's callable, or the outline of the change inside `pm`'s feather."
-    if callable(c.returned_mask): m = c.returned_mask(im, out, pm)
-    else:
-        f = pipe.vae_scale_factor
-        m = outline_mask(im, out, feather_mask(pm, im.size, f, f/2), c.outline_threshold, c.outline_refine)   # the region the paste lets through
+def outline_in(pipe, image, edit, found, threshold=DEFAULTS.outline_threshold, refine=DEFAULTS.outline_refine):
+    "The outline (`outline_mask`) of what `edit` changed in `image`, looked for inside the feather of `found` ((1, H, W) tensor or PIL), step 1's mask before `grow`, grown and blurred as the paste does: the growth gives the decoder room, not the outline."
+    f = pipe.vae_scale_factor
+    return outline_mask(image, edit, feather_mask(found, image.size, f, f/2), threshold, refine)
+
+def _returned_mask(pipe, c, im, out, pm, found):
+    "The mask an edit returns other than DiffEdit's pixel mask `pm`, at the working size of input `im` and decoded edit `out`: the config's callable, or the outline of the change inside the feather of `found`, the mask before `grow`."
+    m = c.returned_mask(im, out, pm) if callable(c.returned_mask) else outline_in(pipe, im, out, found, c.outline_threshold, c.outline_refine)
     return torch.from_numpy(mask_array(m))[None] if isinstance(m, Image.Image) else m
 
 def _given_masks(pipe, masks, ims, sizes):
@@ -209,7 +218,7 @@ def _given_masks(pipe, masks, ims, sizes):
     for k, mk in enumerate(m):
         if not mk.any(): warnings.warn(f"The given mask{f' {k}' if len(m) > 1 else ''} is empty (all black): nothing will be edited. White (or 1) marks the region to edit.")
     pixel = [F.interpolate(mk[None], size=s[::-1], mode='nearest')[0] for mk, s in zip(m, sizes)]
-    return MaskResult(m, m, pixel)
+    return MaskResult(m, m, pixel, pixel)
 
 def _edit_batch(pipe, origs, prep, refs, queries, masks, c, generator, batch_size, attention, decode):
     "The three steps on images of one working size: a list of `EditResult`."
@@ -222,15 +231,15 @@ def _edit_batch(pipe, origs, prep, refs, queries, masks, c, generator, batch_siz
     y = masked_decode(pipe, enc, st.mask.to(x0.device), queries, c.guidance_scale, guide=c.guide, schedule=schedule, ref_prompt=refs, word_weight=c.word_weight)
     outs = latents_to_image(pipe, y) if decode else [None]*len(ims)
     res = []
-    for k, (orig, size, pm, out) in enumerate(zip(origs, sizes, st.pixel, outs)):
-        dm, sm = to_pil_mask(pm), to_pil_mask(upsample(st.soft[k].float().cpu(), size[::-1]))
+    for k, (orig, size, pm, fm, out) in enumerate(zip(origs, sizes, st.pixel, st.found, outs)):
+        dm, fd, sm = to_pil_mask(pm), to_pil_mask(fm), to_pil_mask(upsample(st.soft[k].float().cpu(), size[::-1]))
         if out is not None and out.size != size: out = out.resize(size, Image.LANCZOS)
-        m = dm if c.returned_mask == 'decode' or out is None else to_pil_mask(_returned_mask(pipe, c, orig if orig.size == size else orig.resize(size, Image.LANCZOS), out, pm))
-        if dm.size != orig.size: dm, m, sm = dm.resize(orig.size, Image.NEAREST), m.resize(orig.size, Image.NEAREST), sm.resize(orig.size, Image.BILINEAR)
+        m = dm if c.returned_mask == 'decode' or out is None else to_pil_mask(_returned_mask(pipe, c, orig if orig.size == size else orig.resize(size, Image.LANCZOS), out, pm, fm))
+        if dm.size != orig.size: dm, fd, m, sm = dm.resize(orig.size, Image.NEAREST), fd.resize(orig.size, Image.NEAREST), m.resize(orig.size, Image.NEAREST), sm.resize(orig.size, Image.BILINEAR)
         if out is not None:
             if c.keep_background: out = paste_edit(pipe, orig, out, pm)     # outside the feathered mask: the input, byte for byte, at its own size
             elif out.size != orig.size: out = out.resize(orig.size, Image.LANCZOS)
-        res.append(EditResult(out, m, sm, y[k:k+1], dm))
+        res.append(EditResult(out, m, sm, y[k:k+1], dm, fd))
     return res
 
 @torch.no_grad()

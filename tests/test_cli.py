@@ -93,11 +93,11 @@ def test_refine_and_word_weight(scene, tmp_path):
     assert (ma != mb).any() and (a != b).any()
 
 def test_returned_mask(scene, tmp_path):
-    "--returned-mask outline changes the mask written to --mask-out, not the edit: the same image, another mask, inside the decoding mask's feather."
+    "--returned-mask decode changes the mask written to --mask-out, not the edit: the same image, the decoding mask instead of the default outline, which lies inside its feather."
     from diffedit.edit import feather_mask
-    a, b, ma, mb = default_and(scene, tmp_path, '--returned-mask', 'outline', '--outline-threshold', '24')
-    assert (a == b).all() and (mb > 127).any() and ((mb > 127) != (ma > 127)).any()
-    assert not (mb > 127)[feather_mask(Image.open(tmp_path/'ma.png'), (64, 64))[0].numpy() == 0].any()
+    a, b, ma, mb = default_and(scene, tmp_path, '--returned-mask', 'decode')
+    assert (a == b).all() and (ma > 127).any() and ((mb > 127) != (ma > 127)).any() and (mb > 127).sum() > (ma > 127).sum()
+    assert not (ma > 127)[feather_mask(Image.open(tmp_path/'mb.png'), (64, 64))[0].numpy() == 0].any()
     assert_user_error(cli('edit', scene, '--ref', 'a horse', '--query', 'a zebra', '-o', tmp_path/'c.png', '--returned-mask', 'tight'), 'returned-mask')
 
 def test_sample(tmp_path):
