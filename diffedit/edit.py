@@ -208,7 +208,7 @@ def outline_in(pipe, image, edit, found, threshold=DEFAULTS.outline_threshold, r
     return outline_mask(image, edit, feather_mask(found, image.size, f, f/2), threshold, refine)
 
 def _returned_mask(pipe, c, im, out, pm, found):
-    "The mask an edit returns other than DiffEdit's pixel mask `pm`, at the working size of input `im` and decoded edit `out`: the config's callable, or the outline of the change inside the feather of `found`, the mask before `grow`."
+    "The mask an edit returns other than DiffEdit's pixel mask `pm`, at the working size of input `im` and edit `out` (pasted into the input, as the user gets it): the config's callable, or the outline of the change inside the feather of `found`, the mask before `grow`."
     m = c.returned_mask(im, out, pm) if callable(c.returned_mask) else outline_in(pipe, im, out, found, c.outline_threshold, c.outline_refine)
     return torch.from_numpy(mask_array(m))[None] if isinstance(m, Image.Image) else m
 
@@ -234,11 +234,14 @@ def _edit_batch(pipe, origs, prep, refs, queries, masks, c, generator, batch_siz
     for k, (orig, size, pm, fm, out) in enumerate(zip(origs, sizes, st.pixel, st.found, outs)):
         dm, fd, sm = to_pil_mask(pm), to_pil_mask(fm), to_pil_mask(upsample(st.soft[k].float().cpu(), size[::-1]))
         if out is not None and out.size != size: out = out.resize(size, Image.LANCZOS)
-        m = dm if c.returned_mask == 'decode' or out is None else to_pil_mask(_returned_mask(pipe, c, orig if orig.size == size else orig.resize(size, Image.LANCZOS), out, pm, fm))
-        if dm.size != orig.size: dm, fd, m, sm = dm.resize(orig.size, Image.NEAREST), fd.resize(orig.size, Image.NEAREST), m.resize(orig.size, Image.NEAREST), sm.resize(orig.size, Image.BILINEAR)
         if out is not None:
             if c.keep_background: out = paste_edit(pipe, orig, out, pm)     # outside the feathered mask: the input, byte for byte, at its own size
             elif out.size != orig.size: out = out.resize(orig.size, Image.LANCZOS)
+        if c.returned_mask == 'decode' or out is None: m = dm
+        else:                                                              # the outline of the edit the user gets, at the working size
+            work = lambda x: x if x.size == size else x.resize(size, Image.LANCZOS)
+            m = to_pil_mask(_returned_mask(pipe, c, work(orig), work(out), pm, fm))
+        if dm.size != orig.size: dm, fd, m, sm = dm.resize(orig.size, Image.NEAREST), fd.resize(orig.size, Image.NEAREST), m.resize(orig.size, Image.NEAREST), sm.resize(orig.size, Image.BILINEAR)
         res.append(EditResult(out, m, sm, y[k:k+1], dm, fd))
     return res
 

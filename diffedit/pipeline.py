@@ -367,14 +367,15 @@ def edit(self: DiffEditPipeline, image, source_prompt, target_prompt, inpaint_st
          num_maps_per_mask: int = DEFAULTS.n, mask_encode_strength: float = DEFAULTS.mask_encode_strength, mask_threshold: float = DEFAULTS.threshold,
          num_inference_steps: int = DEFAULTS.steps, guidance_scale: float = DEFAULTS.guidance_scale, guidance_rescale: float = 0.0,
          generator=None, output_type: str = "pil", return_dict: bool = True,
-         keep_background: bool = DEFAULTS.keep_background, refine: float = DEFAULTS.refine, word_weight: float = DEFAULTS.word_weight):
-    "The whole edit in one call, one `edit.edit_image` call for the batch: from `source_prompt` to `target_prompt`, DiffEdit's mask, DDIM encoding to `inpaint_strength`, masked decoding; `keep_background` keeps the input's pixels outside the feathered mask (pixel outputs); `refine` and `word_weight` as in `edit_image`."
+         keep_background: bool = DEFAULTS.keep_background, refine: float = DEFAULTS.refine, word_weight: float = DEFAULTS.word_weight,
+         grow: int = DEFAULTS.grow):
+    "The whole edit in one call, one `edit.edit_image` call for the batch: from `source_prompt` to `target_prompt`, DiffEdit's mask, DDIM encoding to `inpaint_strength`, masked decoding; `keep_background` keeps the input's pixels outside the feathered mask (pixel outputs); `refine`, `word_weight` and `grow` as in `edit_image`; `mask_image` holds the outline of each edit."
     _check_output(output_type, ('pil', 'np', 'pt', 'latent'))
     if not 0 <= check_finite('guidance_rescale', guidance_rescale) <= 1: raise ValueError(f"guidance_rescale (phi) must be in [0, 1], got {guidance_rescale!r}")
     rule = partial(rescale_std, phi=guidance_rescale) if guidance_rescale else cfg
     config = DEFAULTS.replace(r=inpaint_strength, n=num_maps_per_mask, mask_encode_strength=mask_encode_strength, threshold=mask_threshold,
                               steps=num_inference_steps, guidance_scale=guidance_scale, keep_background=keep_background, refine=refine,
-                              word_weight=word_weight)                     # diffusers' names as the config's knobs, checked there
+                              word_weight=word_weight, grow=grow)          # diffusers' names as the config's knobs, checked there
     ims = list(image) if isinstance(image, (list, tuple)) else [image]
     B = max(len(ims), len(check_prompts(source_prompt)), len(check_prompts(target_prompt)))
     ims, R, Q = (_per_item(v, B, k) for v, k in ((ims, 'image'), (source_prompt, 'source_prompt'), (target_prompt, 'target_prompt')))
