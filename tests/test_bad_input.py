@@ -220,7 +220,7 @@ def _mask_file(d, mode):
 def test_mask_file_modes(mode, files):
     "A mask file is read by one rule whatever its mode: the 24x24 square is the edit, nothing else (16-bit and float masks were read as all or nothing)."
     f = _mask_file(files['tmp'], mode)
-    p = cli(*_args(EDIT, files), '-o', files['tmp']/'o.png', '--mask', f, '--mask-out', files['tmp']/'m.png', *FAST)
+    p = cli(*_args(EDIT, files), '-o', files['tmp']/'o.png', '--mask', f, '--mask-out', files['tmp']/'m.png', '--returned-mask', 'decode', *FAST)   # the mask the edit went through
     assert p.returncode == 0, p.stderr
     assert (np.asarray(Image.open(files['tmp']/'m.png')) > 127).sum() == 24*24
 

@@ -264,7 +264,7 @@ class DiffEditFastTests(PipelineLatentTesterMixin, PipelineTesterMixin, Pipeline
         pipe = self.pipeline_class(**self.get_dummy_components()).to("cpu")
         pipe.set_progress_bar_config(disable=True)
         image, source, target, out = self._three_calls(pipe)
-        one = pipe.edit(image, source, target, inpaint_strength=0.5, num_inference_steps=4, num_maps_per_mask=2, word_weight=1,
+        one = pipe.edit(image, source, target, inpaint_strength=0.5, num_inference_steps=4, num_maps_per_mask=2, word_weight=1, grow=0,
                         generator=torch.Generator().manual_seed(0), output_type="latent").images
         self.assertTrue(torch.equal(out, one))
 
