@@ -55,7 +55,7 @@ def test_edit_with_mask_in(scene, tmp_path):
     m = np.zeros((64, 64), np.uint8); m[20:44, 20:44] = 255
     Image.fromarray(m).save(tmp_path/'m.png')
     p = cli('edit', scene, '--ref', 'a horse and a tree on grass', '--query', 'a zebra and a tree on grass',
-            '-o', tmp_path/'out.jpg', '--mask', tmp_path/'m.png', '--mask-out', tmp_path/'mask.png', *FAST)
+            '-o', tmp_path/'out.jpg', '--mask', tmp_path/'m.png', '--mask-out', tmp_path/'mask.png', '--returned-mask', 'decode', *FAST)
     assert p.returncode == 0, p.stderr
     assert (np.asarray(Image.open(tmp_path/'mask.png')) > 127).sum() == 24*24
     assert Image.open(tmp_path/'out.jpg').format == 'JPEG'
@@ -64,7 +64,7 @@ def test_keep_background(scene, tmp_path):
     "By default the edit is pasted into the input: outside the feathered mask every pixel is the input's; --no-keep-background is the decoded image."
     from diffedit.edit import feather_mask
     args = ['edit', scene, '--ref', 'a horse and a tree on grass', '--query', 'a zebra and a tree on grass', *FAST]
-    assert cli(*args, '-o', tmp_path/'kept.png', '--mask-out', tmp_path/'mask.png').returncode == 0
+    assert cli(*args, '-o', tmp_path/'kept.png', '--mask-out', tmp_path/'mask.png', '--returned-mask', 'decode').returncode == 0   # the mask the paste went through
     assert cli(*args, '-o', tmp_path/'plain.png', '--no-keep-background').returncode == 0
     a, kept, plain = [np.asarray(Image.open(f).convert('RGB')) for f in (scene, tmp_path/'kept.png', tmp_path/'plain.png')]
     bg = feather_mask(Image.open(tmp_path/'mask.png'), (64, 64))[0].numpy() == 0
