@@ -102,8 +102,7 @@ def paste_edit(pipe, image, out, m):
 # %% ../nbs/20_edit.ipynb #cab6302f
 def close_mask(m, radius=1):
     "The binary (1, H, W) mask `m` closed (dilated then eroded) over a (2`radius`+1)-pixel square: gaps narrower than the square are bridged."
-    k = 2*radius + 1
-    return -F.max_pool2d(-F.max_pool2d(m[None].float(), k, 1, radius), k, 1, radius)[0]
+    return -F.max_pool2d(-grow_mask(m, radius)[None], 2*radius + 1, 1, radius)[0]
 
 def grow_mask(m, radius):
     "The binary (1, H, W) mask `m` dilated over a (2`radius`+1)-pixel square: every pixel within `radius` of the mask joins it (0: `m` as it is)."

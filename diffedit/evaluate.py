@@ -31,7 +31,7 @@ from .paper import q_sample
 from .scenes import make_scene, OBJECTS, BACKGROUNDS
 from .mask import gaussian_blur, mask_map, binarize, noise_diff, soft_map, cross_attention, word_map
 from .encode import ddim_encode
-from .edit import edit_image, generate_mask, pixel_map, pixel_mask, feather_mask, outline_mask, outline_in, diffedit as diffedit_edit
+from .edit import edit_image, generate_mask, pixel_map, pixel_mask, feather_mask, outline_in, diffedit as diffedit_edit
 from .baselines import diffusers_diffedit_pipe
 from .score import mask_iou, score, background_psnr, crop, load_classifier, classify
 
@@ -324,11 +324,14 @@ def decode_rows(pipe, clf, edits, name, kw, halves, bs=16, steps=DEFAULTS.steps,
 def choose(rows, outlines=OUTLINES, settings=None):
     "Leave-pairs-out over `decode_rows` (of one scene set, or several joined): for each half, the decoding setting with the best success (then IoU) on the other half, and the returned mask with the best IoU on that setting's edits of the other half (a rule of `outlines`, or `decode`, DiffEdit's own); `settings`: the decoding settings to choose from (default: every one that each scene set in `rows` ran): {half: (setting, rule)}."
     df = pd.DataFrame(rows)
-    if 'scenes' in df.columns and settings is None:                      # several scene sets: only the settings all of them ran compete
-        settings = set.intersection(*(set(d.method) for _, d in df.groupby('scenes')))
-    if settings is not None: df = df[df.method.isin(settings)]
+    df = _common(df) if settings is None else df[df.method.isin(settings)]
     if set(df.half) != {0, 1}: raise ValueError(f"choose needs rows of both halves, got halves {sorted(set(df.half))}: give more pairs of each kind")
     return {h: _best(df[df.half != h], outlines) for h in (0, 1)}
+
+def _common(df):
+    "Rows `df` of the decoding settings that every scene set in them ran (all rows, for one scene set): only those compete."
+    if 'scenes' not in df.columns: return df
+    return df[df.method.isin(set.intersection(*(set(d.method) for _, d in df.groupby('scenes'))))]
 
 def _best(df, outlines=OUTLINES):
     "The decoding setting of rows `df` with the best success (then IoU), and the returned mask with the best IoU on its edits: (setting, rule)."
@@ -339,9 +342,7 @@ def _best(df, outlines=OUTLINES):
 
 def choose_all(rows, outlines=OUTLINES):
     "`choose`'s rule on every pair at once, the way the shipped defaults are chosen once leave-pairs-out has said what the rule is worth: (setting, rule)."
-    df = pd.DataFrame(rows)
-    if 'scenes' in df.columns: df = df[df.method.isin(set.intersection(*(set(d.method) for _, d in df.groupby('scenes'))))]
-    return _best(df, outlines)
+    return _best(_common(pd.DataFrame(rows)), outlines)
 
 def chosen_rows(pipe, clf, edits, choice, halves, grid=DECODE_GRID, outlines=OUTLINES, bs=16, steps=DEFAULTS.steps):
     "Each half's edits through `edit_image` with the setting and outline rule `choice` chose on the other half (`choose`): the held-out rows, `method` naming the choice."
