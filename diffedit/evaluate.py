@@ -31,7 +31,7 @@ from .paper import q_sample
 from .scenes import make_scene, OBJECTS, BACKGROUNDS
 from .mask import gaussian_blur, mask_map, binarize, noise_diff, soft_map, cross_attention, word_map
 from .encode import ddim_encode
-from .edit import edit_image, generate_mask, pixel_map, pixel_mask, feather_mask, outline_in, diffedit as diffedit_edit
+from .edit import edit_image, generate_mask, pixel_map, pixel_mask, feather_mask, pipe_feather, outline_in, diffedit as diffedit_edit
 from .baselines import diffusers_diffedit_pipe
 from .score import mask_iou, score, background_psnr, crop, load_classifier, classify
 
@@ -295,8 +295,7 @@ OUTLINES = [(f"outline_threshold={t} outline_refine={rf}", dict(outline_threshol
 
 def outside_changed(pipe, e, im, m):
     "Pixels of edited image `im` outside the feather of its (1, H, W) mask `m` (as `paste_edit` grows and blurs it) that differ from the input: 0 when the background is the input's to the byte."
-    f = pipe.vae_scale_factor
-    out = feather_mask(m, e.scene.image.size, f, f/2)[0].numpy() == 0
+    out = feather_mask(m, e.scene.image.size, **pipe_feather(pipe))[0].numpy() == 0
     return int((np.asarray(im) != np.asarray(e.scene.image)).any(-1)[out].sum())
 
 def grid_rows(pipe, clf, edits, name, kw, halves, bs=16, steps=DEFAULTS.steps):

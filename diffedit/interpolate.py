@@ -8,8 +8,10 @@ Docs: https://diffedit.github.io/diffedit/interpolate.html.md"""
 __all__ = ['KINDS', 'INITS', 'lerp', 'slerp', 'interpolate_embeddings', 'interpolate_frames', 'frame_stats', 'atomic_write', 'save_gif', 'show_gif', 'has_mp4', 'save_mp4']
 
 # %% ../nbs/07_interpolate.ipynb #6687ac8f
-from .core import (check_prompts, check_fraction, text_embeddings, image_to_latents, latents_to_image,
-                           denoise, sample, to_rgb, strength_timesteps, seed_generator)
+from .load import seed_generator
+from .text import check_prompts, text_embeddings
+from .images import to_rgb
+from .core import check_fraction, image_to_latents, latents_to_image, denoise, sample, strength_timesteps
 from .config import DEFAULTS
 import numpy as np, torch
 from diffusers.utils.torch_utils import randn_tensor

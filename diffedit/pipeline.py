@@ -16,8 +16,10 @@ import numpy as np, torch, PIL.Image
 import torch.nn.functional as F
 from fastcore.basics import patch
 from .config import DEFAULTS, check_knob
-from .core import (quiet, check_finite, check_prompts, text_embeddings, image_to_latents, eager_unet, unet_kwargs, vae_precision, fast_path, unet_path,
-                           mask_array, ddim_steps, ddim_denoise, execution_device)
+from .load import quiet, execution_device
+from .text import check_prompts, text_embeddings, unet_kwargs
+from .images import mask_array
+from .core import check_finite, image_to_latents, eager_unet, vae_precision, fast_path, unet_path, ddim_steps, ddim_denoise
 from .guidance import cfg, rescale_std
 from .mask import noise_diff, noise_diffs, soft_map, binarize, to_pil_mask
 from .encode import ddim_encode
