@@ -1,5 +1,8 @@
-"The `diffedit` command, run as a user runs it: in a subprocess, on the embedded model."
-import os, shutil, subprocess, sys
+"""The `diffedit` command on the embedded model: through `diffedit.cli.main`, the function the installed script calls, in this process
+(the same parsing, checks, messages and exit codes, without a fresh interpreter importing torch for every call), and in a subprocess,
+as a user runs it, where the process itself is what is tested (the installed script, exit codes and stderr of `python -m diffedit.cli`,
+two processes under accelerate, file names the file system cannot decode, memory)."""
+import contextlib, io, os, shutil, subprocess, sys
 import numpy as np, pytest
 from PIL import Image
 
@@ -8,10 +11,26 @@ ENV = {'OMP_NUM_THREADS': '1', **os.environ, 'HF_HUB_OFFLINE': '1', 'DIFFEDIT_MO
 ENV.pop('DIFFEDIT_DEBUG', None)
 FAST = ['--steps', '10', '--n', '2', '-q']   # few steps: the tests check the plumbing, the notebooks the quality
 
-def cli(*args, script=False, timeout=600, env=None):
-    "Run `diffedit ARGS` (the installed script if `script`, else `python -m diffedit.cli`), with `env` added; returns the CompletedProcess."
-    cmd = [shutil.which('diffedit')] if script else [sys.executable, '-m', 'diffedit.cli']
-    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, env={**ENV, **(env or {})}, timeout=timeout)
+def cli(*args, script=False, process=False, timeout=600, env=None):
+    "Run `diffedit ARGS` with `env` added to the environment; returns a CompletedProcess: `main` in this process, or with `process` `python -m diffedit.cli` in a subprocess (the installed script if `script`)."
+    args = [str(a) for a in args]
+    if script or process:
+        cmd = [shutil.which('diffedit')] if script else [sys.executable, '-m', 'diffedit.cli']
+        return subprocess.run(cmd + args, capture_output=True, text=True, env={**ENV, **(env or {})}, timeout=timeout)
+    from diffedit.cli import main
+    new = {k: v for k, v in {**ENV, **(env or {})}.items() if os.environ.get(k) != v}
+    old = {k: os.environ.get(k) for k in [*new, 'DIFFEDIT_DEBUG']}
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.environ.pop('DIFFEDIT_DEBUG', None); os.environ.update(new)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try: rc = main(args)
+            except SystemExit as e: rc = e.code if isinstance(e.code, int) else 0 if e.code is None else 1   # argparse: 0 after --help, 2 on a bad option
+    finally:
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+    return subprocess.CompletedProcess(['diffedit', *args], rc, out.getvalue(), err.getvalue())
 
 def assert_user_error(p, *words):
     "Exit code 2, no traceback, and a last stderr line that names the problem."
@@ -42,7 +61,7 @@ def test_script_installed():
 def test_edit(scene, tmp_path):
     out, mask, soft = tmp_path/'out.png', tmp_path/'sub'/'mask.png', tmp_path/'soft.png'
     p = cli('edit', scene, '--ref', 'a horse and a tree on grass', '--query', 'a zebra and a tree on grass',
-            '-o', out, '--mask-out', mask, '--soft-out', soft, '--guide', 'pred', '--schedule', 'cosine', '--decay-to', '1', *FAST)
+            '-o', out, '--mask-out', mask, '--soft-out', soft, '--guide', 'pred', '--schedule', 'cosine', '--decay-to', '1', *FAST, process=True)   # as a user runs it
     assert p.returncode == 0, p.stderr
     assert 'Traceback' not in p.stderr
     a, b = [np.asarray(Image.open(f).convert('RGB'), dtype=np.float32) for f in (scene, out)]
@@ -136,8 +155,8 @@ def test_user_errors(args, words, scene, tmp_path):
     assert not (tmp_path/'o.png').exists()
 
 def test_no_command():
-    p = cli()
-    assert p.returncode == 2 and 'Traceback' not in p.stderr and 'edit' in p.stderr
+    for p in (cli(), cli(process=True)):
+        assert p.returncode == 2 and 'Traceback' not in p.stderr and 'edit' in p.stderr
 
 def test_demo(tmp_path):
     p = cli('demo', '-o', tmp_path, '--steps', '10', '-q')
