@@ -18,18 +18,12 @@ def cli(*args, script=False, process=False, timeout=600, env=None):
         cmd = [shutil.which('diffedit')] if script else [sys.executable, '-m', 'diffedit.cli']
         return subprocess.run(cmd + args, capture_output=True, text=True, env={**ENV, **(env or {})}, timeout=timeout)
     from diffedit.cli import main
-    new = {k: v for k, v in {**ENV, **(env or {})}.items() if os.environ.get(k) != v}
-    old = {k: os.environ.get(k) for k in [*new, 'DIFFEDIT_DEBUG']}
     out, err = io.StringIO(), io.StringIO()
-    try:
-        os.environ.pop('DIFFEDIT_DEBUG', None); os.environ.update(new)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try: rc = main(args)
-            except SystemExit as e: rc = e.code if isinstance(e.code, int) else 0 if e.code is None else 1   # argparse: 0 after --help, 2 on a bad option
-    finally:
-        for k, v in old.items():
-            if v is None: os.environ.pop(k, None)
-            else: os.environ[k] = v
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):   # the environment put back after
+        mp.delenv('DIFFEDIT_DEBUG', raising=False)
+        for k, v in {**ENV, **(env or {})}.items(): mp.setenv(k, v)
+        try: rc = main(args)
+        except SystemExit as e: rc = e.code if isinstance(e.code, int) else 0 if e.code is None else 1   # argparse: 0 after --help, 2 on a bad option
     return subprocess.CompletedProcess(['diffedit', *args], rc, out.getvalue(), err.getvalue())
 
 def assert_user_error(p, *words):
